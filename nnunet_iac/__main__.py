@@ -1,0 +1,5 @@
+import sys
+
+from nnunet_iac.cli import main
+
+sys.exit(main())

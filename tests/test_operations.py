@@ -1,0 +1,55 @@
+import pytest
+import torch
+from torch import nn
+
+from nnunet_iac import operations
+from nnunet_iac.cells import implant_search_cells
+from nnunet_iac.layer_spec import LayerSpec
+from nnunet_iac.operations import OPERATIONS, build_operation, search_space
+from nnunet_iac.reference_networks import tiny_plain_unet
+
+
+def spec(dim):
+    conv, norm = (nn.Conv2d, nn.InstanceNorm2d) if dim == 2 else (nn.Conv3d, nn.InstanceNorm3d)
+    return LayerSpec(conv, norm, {"eps": 1e-5, "affine": True}, nn.LeakyReLU, {"inplace": True})
+
+
+def test_search_space_is_the_papers_eight_operations():
+    assert set(search_space()) == {"zero", "identity", "max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3",
+                                   "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_every_operation_keeps_shape_in_2d_and_3d(dim, name):
+    x = torch.randn(2, 8, *([9] * dim))
+    y = build_operation(name, spec(dim), 8)(x)
+    assert y.shape == x.shape
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_operations_use_the_base_networks_layers(dim):
+    op = build_operation("sep_conv_3x3", spec(dim), 8)
+    convs = [m for m in op.modules() if isinstance(m, nn.Conv2d if dim == 2 else nn.Conv3d)]
+    norms = [m for m in op.modules() if isinstance(m, nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d)]
+    assert len(convs) == 4 and len(norms) == 2
+    assert all(isinstance(m, nn.LeakyReLU) and not m.inplace for m in op.modules() if isinstance(m, nn.LeakyReLU))
+
+
+def test_spec_is_read_from_the_network():
+    net = tiny_plain_unet(dim=3)
+    s = LayerSpec.from_encoder(net.encoder)
+    assert s.conv_op is nn.Conv3d and s.norm_op is nn.InstanceNorm3d and s.spatial_dims == 3
+
+
+def test_unknown_operation_is_a_clear_error():
+    with pytest.raises(KeyError, match="Unknown cell operation 'conv_7x7'"):
+        build_operation("conv_7x7", spec(2), 8)
+
+
+def test_adding_an_operation_is_one_registry_entry(monkeypatch):
+    monkeypatch.setitem(operations.OPERATIONS, "conv_1x1", lambda s, c: s.conv(c, c, 1))
+    assert "conv_1x1" in search_space()
+    net = implant_search_cells(tiny_plain_unet())
+    assert net.decoder.iac_architecture.alpha.shape[1] == len(OPERATIONS)
+    assert net(torch.randn(1, 1, 32, 32))[0].shape == (1, 3, 32, 32)
