@@ -1,7 +1,6 @@
-"""Placeholder: the Stage Search trainer is being built (see the project's issues); it refuses to run."""
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+"""Stage II: ``nnUNetv2_train D CONFIG FOLD -tr nnUNetTrainerIACSearch`` searches the cell on your trained model."""
+from nnunet_iac.search_trainer import IACSearchTrainer
 
 
-class nnUNetTrainerIACSearch(nnUNetTrainer):
-    def initialize(self):
-        raise NotImplementedError("nnUNetTrainerIACSearch is not implemented in this version of nnunet-iac yet.")
+class nnUNetTrainerIACSearch(IACSearchTrainer):
+    """PC-DARTS search of one Implantable Adaptive Cell for every skip of the frozen base (see nnunet_iac docs)."""

@@ -1,0 +1,82 @@
+"""Per-epoch record of the search: genotype, op/edge weights, losses, collapse indicators."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from nnunet_iac.atomic_io import atomic_write_json
+from nnunet_iac.genotype import Genotype
+from nnunet_iac.operations import PARAMETER_FREE
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    phase: str
+    genotype: dict
+    op_weights: list
+    edge_weights: list
+    train_loss: float
+    arch_loss: float
+    val_loss: float
+    seconds: float
+    parameter_free_ops: int
+    alpha_entropy: float
+
+
+def alpha_entropy(op_weights: torch.Tensor) -> float:
+    """Mean over edges of the entropy of softmax(alpha), in nats; log(8) = 2.08 is undecided."""
+    p = op_weights.detach().float().clamp_min(1e-12)
+    return float(-(p * p.log()).sum(-1).mean())
+
+
+def parameter_free_ops(genotype: Genotype) -> int:
+    """Chosen operations without weights: many of them is the known DARTS collapse."""
+    return sum(op in PARAMETER_FREE for op in genotype.operations())
+
+
+def _finite(x) -> float:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+class SearchHistory:
+    def __init__(self, records: list[EpochRecord] | None = None):
+        self.records = list(records or [])
+
+    def append(self, record: EpochRecord) -> None:
+        self.records = [r for r in self.records if r.epoch < record.epoch] + [record]
+
+    def stable_epochs(self) -> int:
+        """How many search epochs in a row ended with the same genotype as the epoch before."""
+        count = 0
+        searched = [r for r in self.records if r.phase == "search"]
+        for previous, current in zip(reversed(searched[:-1]), reversed(searched)):
+            if previous.genotype["nodes"] != current.genotype["nodes"]:
+                break
+            count += 1
+        return count
+
+    def to_list(self) -> list[dict]:
+        rows = []
+        for r in self.records:
+            row = asdict(r)
+            for key in ("train_loss", "arch_loss", "val_loss"):
+                row[key] = _finite(row[key])
+            rows.append(row)
+        return rows
+
+    def save(self, path: Path) -> None:
+        atomic_write_json(path, self.to_list())
+
+    @classmethod
+    def from_list(cls, rows: list[dict]) -> "SearchHistory":
+        return cls([EpochRecord(**{k: (float("nan") if v is None else v) for k, v in row.items()}) for row in rows])
+
+    @classmethod
+    def load(cls, path: Path) -> "SearchHistory":
+        return cls.from_list(json.loads(Path(path).read_text()))

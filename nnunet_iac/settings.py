@@ -1,0 +1,71 @@
+"""Knobs without code: ``nnUNet_IAC_*`` environment variables, read once when a trainer starts.
+
+Defaults suit a GPU user (the paper searched 500 epochs with 15 warm-up epochs; the cells' chosen
+operations typically settle much earlier, so early stopping on a stable genotype is on by default).
+Every value in effect is written to the trainer's output folder as ``iac_settings.json``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Mapping
+
+from nnunet_iac.cells import CellOptions
+from nnunet_iac.implant import MODES
+
+PREFIX = "nnUNet_IAC_"
+
+
+class SettingsError(ValueError):
+    """An nnUNet_IAC_* environment variable holds a value nnunet-iac cannot use."""
+
+
+@dataclass(frozen=True)
+class IACSettings:
+    epochs: int = 200
+    iterations_per_epoch: int = 250
+    val_iterations_per_epoch: int = 50
+    warmup_epochs: int = 15
+    stable_epochs: int = 20
+    seed: int = 12345
+    k: int = 4
+    width_divisor: int = 4
+    mode: str = "residual"
+    base: str = ""
+    genotype: str = ""
+
+    @property
+    def cell_options(self) -> CellOptions:
+        return CellOptions(partial_k=self.k, width_divisor=self.width_divisor, mode=self.mode)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "IACSettings":
+        env = os.environ if env is None else env
+        values = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name)
+            if raw is None or raw == "":
+                continue
+            if f.type in ("int", int):
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise SettingsError(f"{PREFIX}{f.name}={raw!r} is not an integer. Set it to a whole number, "
+                                        f"or unset it to use the default {f.default}.") from None
+            else:
+                values[f.name] = raw
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        minimum = {"epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 0, "warmup_epochs": 0,
+                   "stable_epochs": 0, "k": 1, "width_divisor": 1}
+        for name, low in minimum.items():
+            if getattr(self, name) < low:
+                raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be >= {low}.")
+        if self.mode not in MODES:
+            raise SettingsError(f"{PREFIX}mode={self.mode!r} is not a mode; use one of {', '.join(MODES)}.")

@@ -1,0 +1,85 @@
+"""What the search and the retrain trainer share: settings, the frozen base, atomic checkpoints.
+
+Subclasses keep nnU-Net's fixed ``__init__`` signature and override one hook at a time; the base
+model is found, checked and loaded in ``initialize`` right after nnU-Net has built the network.
+"""
+from __future__ import annotations
+
+from os.path import join
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_iac.atomic_io import atomic_write_json
+from nnunet_iac.base_model import (check_base_matches, default_base_folder, load_base_weights,
+                                   read_base_checkpoint, resolve_base_checkpoint)
+from nnunet_iac.checkpointing import IAC_KEY, atomic_torch_save, nnunet_checkpoint, unwrap
+from nnunet_iac.implant import cell_parameters, count_parameters, freeze_base
+from nnunet_iac.settings import IACSettings
+
+SETTINGS_FILE = "iac_settings.json"
+
+
+class nnUNetTrainerIACBase(nnUNetTrainer):
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.iac_settings = IACSettings.from_env()
+        self.num_epochs = self.iac_settings.epochs
+        self.num_iterations_per_epoch = self.iac_settings.iterations_per_epoch
+        self.num_val_iterations_per_epoch = self.iac_settings.val_iterations_per_epoch
+        self.base_checkpoint = None
+
+    def _do_i_compile(self):
+        return False
+
+    def initialize(self):
+        if self.is_ddp:
+            raise RuntimeError(f"{self.__class__.__name__} does not support multi-GPU (-num_gpus > 1) yet; "
+                               f"run it on one GPU.")
+        torch.manual_seed(self.iac_settings.seed)
+        super().initialize()
+        self.load_base()
+
+    def load_base(self) -> None:
+        from nnunetv2.paths import nnUNet_results
+
+        folder = default_base_folder(nnUNet_results, self.plans_manager.dataset_name,
+                                     self.plans_manager.plans_name, self.configuration_name)
+        path = resolve_base_checkpoint(folder, self.fold, self.iac_settings.base)
+        checkpoint = read_base_checkpoint(path)
+        check_base_matches(checkpoint, path, self.plans_manager.plans, self.configuration_name)
+        network = unwrap(self.network)
+        load_base_weights(network, checkpoint["network_weights"], path)
+        freeze_base(network)
+        self.base_checkpoint = path
+        self.print_to_log_file(f"Loaded the frozen base from {path}; cells train "
+                               f"{count_parameters(cell_parameters(network)):,} parameters.")
+
+    def on_train_start(self):
+        super().on_train_start()
+        if self.local_rank == 0:
+            atomic_write_json(join(self.output_folder, SETTINGS_FILE),
+                              {**self.iac_settings.to_dict(), "base_checkpoint": str(self.base_checkpoint)})
+
+    def iac_state(self) -> dict:
+        """Extra state saved with every checkpoint under the 'iac' key."""
+        return {"settings": self.iac_settings.to_dict()}
+
+    def restore_iac_state(self, state: dict) -> None:
+        """Counterpart of ``iac_state`` when a training is continued."""
+
+    def save_checkpoint(self, filename: str) -> None:
+        if self.local_rank != 0:
+            return
+        if self.disable_checkpointing:
+            self.print_to_log_file("No checkpoint written, checkpointing is disabled")
+            return
+        atomic_torch_save(nnunet_checkpoint(self, self.iac_state()), filename)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        super().load_checkpoint(filename_or_checkpoint)
+        checkpoint = filename_or_checkpoint
+        if isinstance(checkpoint, str):
+            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        self.restore_iac_state(checkpoint.get(IAC_KEY) or {})

@@ -1,0 +1,61 @@
+"""One tiny planned-and-preprocessed nnU-Net dataset and tiny trained bases, shared by integration tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nnunet_iac.synthetic_dataset import make_synthetic_dataset
+from nnunet_iac.trainer_path import trainers_dir
+
+DATASET_ID = 990
+DATASET = "Dataset990_IACSynthetic"
+BASE_TRAINER = "nnUNetTrainerTinyBase"
+TEST_TRAINERS = Path(__file__).resolve().parent / "nnunet_trainers"
+BIN = Path(sys.executable).parent
+
+
+class Workspace:
+    def __init__(self, root: Path):
+        self.root = root
+        self.env = {
+            **os.environ,
+            "nnUNet_raw": str(root / "raw"),
+            "nnUNet_preprocessed": str(root / "preprocessed"),
+            "nnUNet_results": str(root / "results"),
+            "nnUNet_extTrainer": os.pathsep.join([str(trainers_dir()), str(TEST_TRAINERS)]),
+            "nnUNet_n_proc_DA": "0",
+            "nnUNet_def_n_proc": "1",
+            "OMP_NUM_THREADS": "2",
+        }
+        for key in [k for k in self.env if k.startswith("nnUNet_IAC_")]:
+            del self.env[key]
+
+    @property
+    def results(self) -> Path:
+        return Path(self.env["nnUNet_results"]) / DATASET
+
+    def run(self, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        command = [str(BIN / args[0]), *args[1:]]
+        result = subprocess.run(command, env={**self.env, **(env or {})}, capture_output=True, text=True,
+                                cwd=self.root)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+                                 f"{result.stderr[-4000:]}")
+        return result
+
+    def prepare(self) -> None:
+        make_synthetic_dataset(self.env["nnUNet_raw"], DATASET_ID, num_cases=10, num_test_cases=2)
+        # planning needs nnUNet_n_proc_DA >= 1 (it sets torch threads from it)
+        self.run("nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "3d_fullres", "-np", "1",
+                 "-npfp", "1", env={"nnUNet_n_proc_DA": "1"})
+
+    def base_folder(self, configuration: str) -> Path:
+        return self.results / f"{BASE_TRAINER}__nnUNetPlans__{configuration}"
+
+    def train_base(self, configuration: str) -> Path:
+        folder = self.base_folder(configuration)
+        if not (folder / "fold_0" / "checkpoint_final.pth").is_file():
+            self.run("nnUNetv2_train", str(DATASET_ID), configuration, "0", "-tr", BASE_TRAINER, "-device", "cpu")
+        return folder
