@@ -1,0 +1,92 @@
+"""Time one search iteration (alpha/beta step + cell step) against one plain nnU-Net training step.
+
+Same network (the Hippocampus 2d U-Net), same batch, same loss (nnU-Net's Dice+CE with deep
+supervision), on whatever device is given. Usage:
+    python benchmarks/iteration_cost.py --batch 32 --iterations 10 [--device cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+
+import numpy as np
+import torch
+from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+
+from nnunet_iac.cells import implant_search_cells
+from nnunet_iac.implant import architecture_parameters, cell_parameters, freeze_base
+from nnunet_iac.reference_networks import hippocampus_2d_unet
+from nnunet_iac.search_step import architecture_step, gradients_only_for
+
+
+def make_loss():
+    loss = DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
+                          weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
+    weights = np.array([1 / 2 ** i for i in range(3)])
+    weights[-1] = 0
+    return DeepSupervisionWrapper(loss, weights / weights.sum())
+
+
+def make_batch(batch, device):
+    data = torch.randn(batch, 1, 56, 40, device=device)
+    seg = torch.randint(0, 3, (batch, 1, 56, 40), device=device).float()
+    return {"data": data, "target": [seg, seg[:, :, ::2, ::2], seg[:, :, ::4, ::4]]}
+
+
+def timed(fn, iterations, device):
+    for _ in range(2):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / iterations
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    loss = make_loss()
+    base = hippocampus_2d_unet().to(device)
+    batch = make_batch(args.batch, device)
+
+    plain_opt = torch.optim.SGD(base.parameters(), 0.01, momentum=0.99, nesterov=True)
+
+    def plain_step():
+        plain_opt.zero_grad(set_to_none=True)
+        loss(base(batch["data"]), batch["target"]).backward()
+        plain_opt.step()
+
+    supernet = freeze_base(implant_search_cells(copy.deepcopy(base))).to(device)
+    arch, cells = architecture_parameters(supernet), cell_parameters(supernet)
+    arch_opt = torch.optim.Adam(arch, 1e-3, betas=(0.5, 0.999), weight_decay=1e-3)
+    cell_opt = torch.optim.SGD(cells, 0.01)
+
+    def search_iteration():
+        with gradients_only_for(arch, cells):
+            architecture_step(supernet, loss, batch, arch_opt, device)
+        with gradients_only_for(cells, arch):
+            cell_opt.zero_grad(set_to_none=True)
+            loss(supernet(batch["data"]), batch["target"]).backward()
+            cell_opt.step()
+
+    plain = timed(plain_step, args.iterations, device)
+    search = timed(search_iteration, args.iterations, device)
+    print(json.dumps({"device": str(device), "batch": args.batch, "plain_step_s": round(plain, 4),
+                      "search_iteration_s": round(search, 4), "ratio": round(search / plain, 3)}))
+
+
+if __name__ == "__main__":
+    main()
