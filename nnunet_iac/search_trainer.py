@@ -121,7 +121,8 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             "plans": self.plans_manager.plans_name,
             "configuration": self.configuration_name,
             "fold": self.fold,
-            **{k: self.iac_settings.to_dict()[k] for k in ("k", "width_divisor", "mode")},
+            "k": self.iac_settings.k, "width_divisor": self.iac_settings.width_divisor,
+            "mode": self.iac_settings.mode,
         }
         operation_names = network.decoder.iac_cells[0].operation_names
         return derive_genotype(op_weights, edge_weights, arch.topology, operation_names, meta=meta), \
