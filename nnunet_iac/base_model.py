@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from nnunet_iac.implant import is_base_key
+from nnunet_iac.implanted_network import base_architecture_of
 
 BASE_ENV = "nnUNet_IAC_base"
 CHECKPOINT_NAME = "checkpoint_final.pth"
@@ -70,6 +71,8 @@ def check_base_matches(checkpoint: dict, path: Path, plans: dict, configuration:
     if base_plans is None:
         return
     ours = plans["configurations"].get(configuration, {}).get("architecture")
+    if ours is not None:
+        ours = base_architecture_of(ours)
     theirs = base_plans.get("configurations", {}).get(base_config or configuration, {}).get("architecture")
     if ours is not None and theirs is not None and ours != theirs:
         differing = sorted(k for k in set(ours.get("arch_kwargs", {})) | set(theirs.get("arch_kwargs", {}))

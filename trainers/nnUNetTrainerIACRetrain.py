@@ -1,7 +1,6 @@
-"""Placeholder: the Stage Retrain trainer is being built (see the project's issues); it refuses to run."""
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+"""Stage III: ``nnUNetv2_train D CONFIG FOLD -tr nnUNetTrainerIACRetrain`` trains the searched cells in your model."""
+from nnunet_iac.retrain_trainer import IACRetrainTrainer
 
 
-class nnUNetTrainerIACRetrain(nnUNetTrainer):
-    def initialize(self):
-        raise NotImplementedError("nnUNetTrainerIACRetrain is not implemented in this version of nnunet-iac yet.")
+class nnUNetTrainerIACRetrain(IACRetrainTrainer):
+    """Discrete cells from genotype.json (or nnUNet_IAC_genotype) in every skip of the frozen base."""
