@@ -10,7 +10,7 @@ from nnunet_iac.discrete_cell import DiscreteCell
 from nnunet_iac.genotype import Genotype, GenotypeError, derive_genotype
 from nnunet_iac.operations import search_space
 from nnunet_iac.reference_networks import EXAMPLE_GENOTYPE_DICT, tiny_plain_unet
-from nnunet_iac.search_cell import PartialChannelMixedOp
+from nnunet_iac.search_cell import PartialChannelEdges
 
 OPS = search_space()
 
@@ -91,7 +91,7 @@ def test_discrete_cell_has_only_the_chosen_ops_on_all_channels():
     net = implant_discrete_cells(tiny_plain_unet(), g)
     for cell in net.decoder.iac_cells:
         assert isinstance(cell, DiscreteCell)
-        assert not any(isinstance(m, PartialChannelMixedOp) for m in cell.modules())
+        assert not any(isinstance(m, PartialChannelEdges) for m in cell.modules())
         assert [len(ops) for ops in cell.node_ops] == [2, 2, 2, 2]
         first_sep_conv = cell.node_ops[0][0]
         assert first_sep_conv[1].in_channels == cell.width and first_sep_conv[1].groups == cell.width

@@ -162,7 +162,7 @@ def test_gradients_reach_alpha_beta_and_cells_but_not_the_base(mode):
     assert arch.beta.grad is not None and arch.beta.grad.abs().sum() > 0
     for cell in net.decoder.iac_cells:
         assert cell.reduce_skip[1].weight.grad.abs().sum() > 0
-        assert cell.edges[0].ops[4][1].weight.grad.abs().sum() > 0
+        assert cell.sources[0].ops[4][1].weight.grad.abs().sum() > 0
     assert all(p.grad is None and not p.requires_grad for p in base_parameters(net))
     assert {id(p) for p in cell_parameters(net)}.isdisjoint({id(p) for p in architecture_parameters(net)})
 
@@ -172,4 +172,4 @@ def test_architecture_is_shared_by_all_levels_but_weights_are_not():
     assert sum(1 for name, _ in net.named_parameters() if name.endswith("alpha")) == 1
     cells = net.decoder.iac_cells
     assert cells[0].reduce_skip[1].weight.shape != cells[1].reduce_skip[1].weight.shape
-    assert cells[1].edges[0].ops[4][1].weight.data_ptr() != cells[2].edges[0].ops[4][1].weight.data_ptr()
+    assert cells[1].sources[0].ops[4][1].weight.data_ptr() != cells[2].sources[0].ops[4][1].weight.data_ptr()

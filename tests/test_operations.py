@@ -48,7 +48,7 @@ def test_unknown_operation_is_a_clear_error():
 
 
 def test_adding_an_operation_is_one_registry_entry(monkeypatch):
-    monkeypatch.setitem(operations.OPERATIONS, "conv_1x1", lambda s, c: s.conv(c, c, 1))
+    monkeypatch.setitem(operations.OPERATIONS, "conv_1x1", lambda s, c, e: s.conv(c * e, c * e, 1, groups=e))
     assert "conv_1x1" in search_space()
     net = implant_search_cells(tiny_plain_unet())
     assert net.decoder.iac_architecture.alpha.shape[1] == len(OPERATIONS)

@@ -6,7 +6,7 @@ from nnunet_iac.architecture_parameters import ArchitectureParameters
 from nnunet_iac.cell_topology import CellTopology, cell_width
 from nnunet_iac.layer_spec import LayerSpec
 from nnunet_iac.operations import search_space
-from nnunet_iac.search_cell import PartialChannelMixedOp, SearchCell, channel_shuffle
+from nnunet_iac.search_cell import PartialChannelEdges, SearchCell, channel_shuffle
 
 
 @pytest.mark.parametrize("spatial", [(5, 6), (3, 4, 5)], ids=["4d", "5d"])
@@ -37,16 +37,39 @@ def test_cell_width_rule(skip, expected):
     assert cell_width(skip, partial_k=4, divisor=4) == expected
 
 
+SPEC2D = LayerSpec(nn.Conv2d, nn.InstanceNorm2d, {"affine": True}, nn.LeakyReLU, {})
+
+
 def test_mixed_op_only_touches_one_kth_of_the_channels():
-    spec = LayerSpec(nn.Conv2d, nn.InstanceNorm2d, {"affine": True}, nn.LeakyReLU, {})
-    op = PartialChannelMixedOp(spec, 16, search_space(), partial_k=4)
+    op = PartialChannelEdges(SPEC2D, 16, search_space(), partial_k=4)
     x = torch.randn(2, 16, 8, 8)
-    weights = torch.softmax(torch.randn(len(search_space())), 0)
-    y = op(x, weights)
+    weights = torch.softmax(torch.randn(1, len(search_space())), -1)
+    (y,) = op(x, weights)
     # after the shuffle, bypassed channel c (c >= 4) of the input sits at a known position
     unshuffled = y.reshape(2, 4, 4, 8, 8).transpose(1, 2).reshape(2, 16, 8, 8)
     assert torch.equal(unshuffled[:, 4:], x[:, 4:])
     assert not torch.allclose(unshuffled[:, :4], x[:, :4])
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_grouped_edges_equal_separate_edges(dim):
+    spec = SPEC2D if dim == 2 else LayerSpec(nn.Conv3d, nn.InstanceNorm3d, {"affine": True}, nn.LeakyReLU, {})
+    edges = 3
+    grouped = PartialChannelEdges(spec, 16, search_space(), 4, num_edges=edges)
+    with torch.no_grad():
+        for p in grouped.parameters():
+            p.copy_(torch.randn_like(p))
+    singles = [PartialChannelEdges(spec, 16, search_space(), 4, num_edges=1) for _ in range(edges)]
+    for e, single in enumerate(singles):
+        with torch.no_grad():
+            for (name, p), (_, q) in zip(grouped.named_parameters(), single.named_parameters()):
+                q.copy_(p.chunk(edges, dim=0)[e])
+    x = torch.randn(2, 16, *([7] * dim))
+    weights = torch.softmax(torch.randn(edges, len(search_space())), -1)
+    together = grouped(x, weights)
+    for e, single in enumerate(singles):
+        (alone,) = single(x, weights[e:e + 1])
+        assert torch.allclose(together[e], alone, atol=1e-5)
 
 
 def test_beta_is_normalized_per_node():
