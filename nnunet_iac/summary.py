@@ -1,0 +1,109 @@
+"""Base vs IAC for one dataset and configuration, from the files nnU-Net and nnunet-iac leave behind.
+
+Validation Dice per class comes from nnU-Net's own ``validation/summary.json`` of every fold; the base
+of each fold is the one the retrain used (``iac_settings.json``), so bases trained with any trainer are
+compared correctly.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_iac.genotype import Genotype
+from nnunet_iac.implant import cell_parameters, count_parameters
+from nnunet_iac.implanted_network import is_implanted
+
+RETRAIN_TRAINER = "nnUNetTrainerIACRetrain"
+
+
+class SummaryError(RuntimeError):
+    """The folders a summary needs are not there."""
+
+
+@dataclass
+class FoldResult:
+    fold: str
+    base_folder: Path
+    base_dice: dict
+    iac_dice: dict
+
+
+@dataclass
+class Summary:
+    dataset: str
+    configuration: str
+    genotype: Genotype
+    base_parameters: int
+    added_parameters: int
+    folds: list[FoldResult] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        labels = sorted({k for f in self.folds for k in f.base_dice} | {k for f in self.folds for k in f.iac_dice},
+                        key=lambda k: (k != "mean", k))
+        lines = [f"## nnunet-iac summary: {self.dataset}, {self.configuration}", "",
+                 "Validation Dice (nnU-Net's validation/summary.json of each fold):", "",
+                 "| fold | class | base | IAC | IAC - base |", "|---|---|---|---|---|"]
+        for f in self.folds:
+            for label in labels:
+                b, i = f.base_dice.get(label), f.iac_dice.get(label)
+                delta = f"{i - b:+.4f}" if b is not None and i is not None else "n/a"
+                lines.append(f"| {f.fold} | {label} | {_fmt(b)} | {_fmt(i)} | {delta} |")
+        lines += ["", f"Parameters: base {self.base_parameters:,}, added by the cells {self.added_parameters:,} "
+                      f"({100 * self.added_parameters / max(1, self.base_parameters):.2f} %).", "",
+                  "Genotype:", "", "```", self.genotype.describe(), "```"]
+        return "\n".join(lines)
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def read_dice(summary_file: Path) -> dict:
+    data = json.loads(summary_file.read_text())
+    dice = {f"class {label}": values["Dice"] for label, values in data["mean"].items()}
+    dice["mean"] = data["foreground_mean"]["Dice"]
+    return dice
+
+
+def _base_fold_folder(fold_folder: Path) -> Path:
+    settings = fold_folder / "iac_settings.json"
+    if not settings.is_file():
+        raise SummaryError(f"{settings} is missing; was this fold trained with nnUNetTrainerIACRetrain?")
+    return Path(json.loads(settings.read_text())["base_checkpoint"]).parent
+
+
+def summarize(results_dir: Path, dataset_name: str, configuration: str, plans_name: str = "nnUNetPlans") -> Summary:
+    folder = Path(results_dir) / dataset_name / f"{RETRAIN_TRAINER}__{plans_name}__{configuration}"
+    plans_file = folder / "plans.json"
+    if not plans_file.is_file():
+        raise SummaryError(f"No retrained IAC model at {folder}. Run nnUNetv2_train {dataset_name} {configuration} "
+                           f"FOLD -tr {RETRAIN_TRAINER} first.")
+    plans = PlansManager(str(plans_file))
+    config = plans.get_configuration(configuration)
+    architecture = config.configuration["architecture"]
+    if not is_implanted(architecture):
+        raise SummaryError(f"{plans_file} describes no implanted network for {configuration}.")
+    dataset_json = json.loads((folder / "dataset.json").read_text())
+    network = get_network_from_plans(config.network_arch_class_name, config.network_arch_init_kwargs,
+                                     config.network_arch_init_kwargs_req_import,
+                                     len(dataset_json["channel_names"]),
+                                     plans.get_label_manager(dataset_json).num_segmentation_heads,
+                                     allow_init=False, deep_supervision=False)
+    added = count_parameters(cell_parameters(network))
+    summary = Summary(dataset_name, configuration, Genotype.from_dict(architecture["arch_kwargs"]["iac_genotype"]),
+                      count_parameters(network.parameters()) - added, added)
+    for fold_folder in sorted(folder.glob("fold_*")):
+        iac_file = fold_folder / "validation" / "summary.json"
+        if not iac_file.is_file():
+            continue
+        base_folder = _base_fold_folder(fold_folder)
+        base_file = base_folder / "validation" / "summary.json"
+        summary.folds.append(FoldResult(fold_folder.name.removeprefix("fold_"), base_folder,
+                                        read_dice(base_file) if base_file.is_file() else {}, read_dice(iac_file)))
+    if not summary.folds:
+        raise SummaryError(f"No fold in {folder} has finished its validation (validation/summary.json).")
+    return summary
