@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from nnunet_iac.summary import read_dice, summarize
+from nnunet_iac.summary import label_names, read_dice, summarize
 from nnunet_iac.synthetic_dataset import make_synthetic_dataset
 from nnunet_iac.trainer_path import ext_trainer_value
 
@@ -76,7 +76,7 @@ class Demo:
         model = self.results / f"{trainer}__nnUNetPlans__{CONFIGURATION}"
         self.run(f"evaluate test cases ({name})", "nnUNetv2_evaluate_folder", str(raw / "labelsTs"), str(out),
                  "-djfile", str(model / "dataset.json"), "-pfile", str(model / "plans.json"), "-np", "1")
-        return read_dice(out / "summary.json")
+        return read_dice(out / "summary.json", label_names(json.loads((model / "dataset.json").read_text())))
 
     def main(self) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -62,9 +62,16 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def read_dice(summary_file: Path) -> dict:
+def label_names(dataset_json: dict) -> dict[str, str]:
+    """nnU-Net label value (as summary.json writes it) -> name from dataset.json."""
+    return {str(value): name for name, value in dataset_json.get("labels", {}).items() if isinstance(value, int)}
+
+
+def read_dice(summary_file: Path, names: dict[str, str] | None = None) -> dict:
+    names = names or {}
     data = json.loads(summary_file.read_text())
-    dice = {f"class {label}": values["Dice"] for label, values in data["mean"].items()}
+    dice = {f"class {label}" + (f" ({names[label]})" if label in names else ""): values["Dice"]
+            for label, values in data["mean"].items()}
     dice["mean"] = data["foreground_mean"]["Dice"]
     return dice
 
@@ -102,8 +109,10 @@ def summarize(results_dir: Path, dataset_name: str, configuration: str, plans_na
             continue
         base_folder = _base_fold_folder(fold_folder)
         base_file = base_folder / "validation" / "summary.json"
+        names = label_names(dataset_json)
         summary.folds.append(FoldResult(fold_folder.name.removeprefix("fold_"), base_folder,
-                                        read_dice(base_file) if base_file.is_file() else {}, read_dice(iac_file)))
+                                        read_dice(base_file, names) if base_file.is_file() else {},
+                                        read_dice(iac_file, names)))
     if not summary.folds:
         raise SummaryError(f"No fold in {folder} has finished its validation (validation/summary.json).")
     return summary
