@@ -1,12 +1,10 @@
 """nnU-Net-format checkpoints written atomically, with the IAC state under one extra key."""
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import torch
 from torch._dynamo import OptimizedModule
+
+from nnunet_iac.atomic_io import atomic_destination
 
 IAC_KEY = "iac"
 
@@ -18,16 +16,8 @@ def unwrap(network: torch.nn.Module) -> torch.nn.Module:
 
 
 def atomic_torch_save(obj, path) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_destination(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def nnunet_checkpoint(trainer, iac_state: dict) -> dict:

@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from nnunet_iac.atomic_io import atomic_destination  # noqa: E402
 from nnunet_iac.cell_topology import NUM_INPUTS, CellTopology  # noqa: E402
 from nnunet_iac.genotype import Genotype, node_name  # noqa: E402
 
@@ -68,9 +69,6 @@ def _arrow(ax, start, end, label, color):
 
 
 def _save(fig, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_destination(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(path)
