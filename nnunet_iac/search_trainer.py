@@ -180,6 +180,12 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
                                                          f"fold {self.fold}, epoch {self.current_epoch - 1}")
             self.print_to_log_file(f"Final genotype written to {out / GENOTYPE_FILE}")
 
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        if not self.iac_settings.search_validation:
+            self.print_to_log_file("Skipping the supernet's final validation (nnUNet_IAC_search_validation=0).")
+            return
+        super().perform_actual_validation(save_probabilities)
+
     def iac_state(self) -> dict:
         return {**super().iac_state(), "arch_optimizer_state": self.arch_optimizer.state_dict(),
                 "history": self.history.to_list(), "search_split": self.search_split}

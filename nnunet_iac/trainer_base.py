@@ -28,6 +28,7 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
         self.num_epochs = self.iac_settings.epochs
         self.num_iterations_per_epoch = self.iac_settings.iterations_per_epoch
         self.num_val_iterations_per_epoch = self.iac_settings.val_iterations_per_epoch
+        self.save_every = self.iac_settings.save_every
         self.base_checkpoint = None
 
     def _do_i_compile(self):
