@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnunet_iac.checkpointing import CheckpointReadError, safe_load
 from nnunet_iac.implant import is_base_key
 from nnunet_iac.implanted_network import base_architecture_of
 
@@ -48,10 +49,9 @@ def resolve_base_checkpoint(default_folder: Path, fold, override: str = "") -> P
 
 def read_base_checkpoint(path: Path) -> dict[str, Any]:
     try:
-        # nnU-Net checkpoints hold plans, dataset.json and a torch.device in init_args: not weights-only.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise BaseModelError(f"Cannot read the base checkpoint {path}: {e}. Point {BASE_ENV} at an intact "
+        checkpoint = safe_load(path)
+    except CheckpointReadError as e:
+        raise BaseModelError(f"Cannot read the base checkpoint: {e} Point {BASE_ENV} at an intact "
                              f"nnU-Net checkpoint_final.pth.") from e
     if not isinstance(checkpoint, dict) or "network_weights" not in checkpoint:
         raise BaseModelError(f"{path} is not an nnU-Net training checkpoint (no 'network_weights'). Point "
@@ -59,8 +59,31 @@ def read_base_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def check_base_matches(checkpoint: dict, path: Path, plans: dict, configuration: str) -> None:
-    """Refuse a base trained on other plans or another configuration, naming what differs."""
+def _channels_and_labels(dataset_json: dict) -> tuple[int, dict]:
+    channels = dataset_json.get("channel_names", dataset_json.get("modality", {}))
+    return len(channels), dataset_json.get("labels", {})
+
+
+def check_base_dataset(checkpoint: dict, path: Path, dataset_json: dict) -> None:
+    """Refuse a base trained with other input channels or other labels than this dataset has."""
+    theirs = (checkpoint.get("init_args") or {}).get("dataset_json")
+    if not theirs:
+        return
+    (their_channels, their_labels), (our_channels, our_labels) = map(_channels_and_labels, (theirs, dataset_json))
+    fix = f"Point {BASE_ENV} at a base trained on this dataset."
+    if their_channels != our_channels:
+        raise BaseModelError(f"The base {path} was trained with {their_channels} input channels; this dataset has "
+                             f"{our_channels}. {fix}")
+    if their_labels != our_labels:
+        raise BaseModelError(f"The base {path} was trained for the labels {their_labels}; this dataset has "
+                             f"{our_labels}. {fix}")
+
+
+def check_base_matches(checkpoint: dict, path: Path, plans: dict, configuration: str,
+                       dataset_json: dict | None = None) -> None:
+    """Refuse a base trained on other plans, configuration, input channels or classes, naming what differs."""
+    if dataset_json is not None:
+        check_base_dataset(checkpoint, path, dataset_json)
     init_args = checkpoint.get("init_args") or {}
     base_plans, base_config = init_args.get("plans"), init_args.get("configuration")
     fix = (f"Use the base trained with the same plans and configuration, or set {BASE_ENV} to it "

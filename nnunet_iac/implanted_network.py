@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from nnunet_iac.cells import CellOptions, implant_discrete_cells
-from nnunet_iac.genotype import Genotype
+from nnunet_iac.genotype import Genotype, GenotypeError
 
 CLASS_PATH = "nnunet_iac.implanted_network.ImplantedUNet"
 
@@ -24,9 +24,18 @@ CLASS_PATH = "nnunet_iac.implanted_network.ImplantedUNet"
 class ImplantedUNet(nn.Module):
     """Arch kwargs are the base's own (nnU-Net reads strides, kernel sizes... from them) plus ``iac_*``."""
 
-    def __init__(self, input_channels: int, num_classes: int, iac_base_network_class_name: str,
-                 iac_genotype: dict, iac_cell_options: dict, deep_supervision: bool = False, **base_kwargs):
+    def __init__(self, input_channels: int, num_classes: int, iac_base_network_class_name: str = "",
+                 iac_genotype: dict | None = None, iac_cell_options: dict | None = None,
+                 deep_supervision: bool = False, **base_kwargs):
         super().__init__()
+        missing = [name for name, value in zip(IAC_KEYS, (iac_base_network_class_name, iac_genotype,
+                                                          iac_cell_options)) if not value]
+        if missing:
+            raise GenotypeError(
+                f"The plans describe an implanted network ({CLASS_PATH}) but its arch_kwargs lack "
+                f"{', '.join(missing)}: the genotype is missing. The model folder's plans.json was edited or not "
+                f"written by nnUNetTrainerIACRetrain; retrain with nnUNetTrainerIACRetrain (it writes them) or restore "
+                f"that plans.json.")
         base_class = pydoc.locate(iac_base_network_class_name)
         if base_class is None:
             raise ImportError(f"Base network class {iac_base_network_class_name} (from plans.json) cannot be "

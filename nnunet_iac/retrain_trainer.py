@@ -22,12 +22,13 @@ from nnunet_iac.implanted_network import base_architecture_of
 from nnunet_iac.retrain_setup import (check_genotype_fits, check_no_conflicting_fold, default_genotype_path,
                                       load_retrain_genotype, plans_with_cells)
 from nnunet_iac.settings import IACSettings
-from nnunet_iac.trainer_base import nnUNetTrainerIACBase
+from nnunet_iac.trainer_base import nnUNetTrainerIACBase, refuse_distributed
 
 
 class IACRetrainTrainer(nnUNetTrainerIACBase):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        refuse_distributed(self.__class__.__name__)
         settings = IACSettings.from_env()
         default = default_genotype_path(str(nnUNet_results), plans["dataset_name"], plans["plans_name"],
                                         configuration, fold)

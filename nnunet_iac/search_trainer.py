@@ -40,6 +40,10 @@ class SearchConverged(Exception):
     """The genotype has been stable for the configured number of epochs."""
 
 
+class SearchDiverged(FloatingPointError):
+    """A search loss became NaN or infinite; nothing of the current epoch is saved."""
+
+
 class IACSearchTrainer(nnUNetTrainerIACBase):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -101,9 +105,23 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             with gradients_only_for(arch, cells):
                 arch_loss = architecture_step(self.network, self.loss, next(self.dataloader_arch),
                                               self.arch_optimizer, self.device)
+            self.check_finite(arch_loss, "architecture (alpha/beta) loss on val_search")
         with gradients_only_for(cells, arch):
             result = super().train_step(batch)
+        self.check_finite(float(result["loss"]), "cell-weight loss on train_search")
         return {**result, "arch_loss": np.array(arch_loss)}
+
+    def check_finite(self, loss: float, what: str) -> None:
+        if np.isfinite(loss):
+            return
+        epoch = self.current_epoch
+        kept = (f"genotype.json and search_history.json hold the last good state (epoch {epoch - 1}), and "
+                f"checkpoint_latest.pth the last checkpoint written (every nnUNet_IAC_save_every="
+                f"{self.iac_settings.save_every} epochs)") if epoch > 0 else "no epoch had finished, nothing was saved"
+        raise SearchDiverged(
+            f"The search diverged in epoch {epoch}: the {what} is {loss}. Nothing of epoch {epoch} was written; "
+            f"in {self.output_folder} {kept}. Retrain the cells from that genotype (nnUNetTrainerIACRetrain) or "
+            f"search again with another nnUNet_IAC_seed; if it recurs, check the base and the data for NaNs.")
 
     def on_train_epoch_end(self, train_outputs):
         super().on_train_epoch_end(train_outputs)
@@ -164,6 +182,11 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             super().run_training()
         except SearchConverged:
             self.on_train_end()
+        except SearchDiverged as e:
+            self.print_to_log_file(str(e))
+            for loader in (self.dataloader_train, self.dataloader_val, self.dataloader_arch):
+                shut_down(loader)
+            raise
 
     def on_train_end(self):
         super().on_train_end()

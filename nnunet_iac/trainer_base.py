@@ -8,22 +8,55 @@ from __future__ import annotations
 from os.path import join
 
 import torch
+import torch.distributed as dist
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_iac.atomic_io import atomic_write_json
 from nnunet_iac.base_model import (check_base_matches, default_base_folder, load_base_weights,
                                    read_base_checkpoint, resolve_base_checkpoint)
-from nnunet_iac.checkpointing import IAC_KEY, atomic_torch_save, nnunet_checkpoint, unwrap
+from nnunet_iac.checkpointing import IAC_KEY, atomic_torch_save, nnunet_checkpoint, safe_load, unwrap
+from nnunet_iac.determinism import seed_epoch
 from nnunet_iac.implant import cell_parameters, count_parameters, freeze_base
 from nnunet_iac.settings import IACSettings
 
 SETTINGS_FILE = "iac_settings.json"
 
 
+class MultiProcessNotSupported(RuntimeError):
+    """nnU-Net's -num_gpus > 1 (DDP) is not supported by the IAC trainers."""
+
+
+class OutputFolderError(OSError):
+    """nnU-Net cannot create or write the trainer's output folder."""
+
+
+def refuse_distributed(trainer_name: str) -> None:
+    """Refuse DDP before anything is written: per-rank architecture updates would let ranks disagree on the
+    genotype, and nnU-Net's DDP wrapper cannot switch gradients between cells and alpha/beta per step."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        raise MultiProcessNotSupported(
+            f"{trainer_name} does not support multi-process training (-num_gpus > 1, world size "
+            f"{dist.get_world_size()}): every rank would update alpha/beta on its own batches. Run it on one "
+            f"GPU (drop -num_gpus); the cells are small, one GPU is enough.")
+
+
+def nnunet_results_dir() -> str:
+    from nnunetv2.paths import nnUNet_results
+
+    return str(nnUNet_results)
+
+
 class nnUNetTrainerIACBase(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
+        refuse_distributed(self.__class__.__name__)
+        try:
+            super().__init__(plans, configuration, fold, dataset_json, device)
+        except OSError as e:
+            raise OutputFolderError(
+                f"nnU-Net cannot write the output folder of {self.__class__.__name__} "
+                f"({getattr(e, 'filename', None) or e}): {e.strerror or e}. Point nnUNet_results at a writable "
+                f"folder (it is read as {nnunet_results_dir()}).") from e
         self.iac_settings = IACSettings.from_env()
         self.num_epochs = self.iac_settings.epochs
         self.num_iterations_per_epoch = self.iac_settings.iterations_per_epoch
@@ -35,9 +68,6 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
         return False
 
     def initialize(self):
-        if self.is_ddp:
-            raise RuntimeError(f"{self.__class__.__name__} does not support multi-GPU (-num_gpus > 1) yet; "
-                               f"run it on one GPU.")
         torch.manual_seed(self.iac_settings.seed)
         super().initialize()
         self.load_base()
@@ -49,13 +79,17 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
                                      self.plans_manager.plans_name, self.configuration_name)
         path = resolve_base_checkpoint(folder, self.fold, self.iac_settings.base)
         checkpoint = read_base_checkpoint(path)
-        check_base_matches(checkpoint, path, self.plans_manager.plans, self.configuration_name)
+        check_base_matches(checkpoint, path, self.plans_manager.plans, self.configuration_name, self.dataset_json)
         network = unwrap(self.network)
         load_base_weights(network, checkpoint["network_weights"], path)
         freeze_base(network)
         self.base_checkpoint = path
         self.print_to_log_file(f"Loaded the frozen base from {path}; cells train "
                                f"{count_parameters(cell_parameters(network)):,} parameters.")
+
+    def on_train_epoch_start(self):
+        seed_epoch(self.iac_settings.seed, self.current_epoch)
+        super().on_train_epoch_start()
 
     def on_train_start(self):
         super().on_train_start()
@@ -79,8 +113,9 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
         atomic_torch_save(nnunet_checkpoint(self, self.iac_state()), filename)
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
-        super().load_checkpoint(filename_or_checkpoint)
+        """Checked weights-only first; nnU-Net's loader (which needs a file name) then reads it again."""
         checkpoint = filename_or_checkpoint
-        if isinstance(checkpoint, str):
-            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if not isinstance(checkpoint, dict):
+            checkpoint = safe_load(checkpoint)
+        super().load_checkpoint(filename_or_checkpoint)
         self.restore_iac_state(checkpoint.get(IAC_KEY) or {})

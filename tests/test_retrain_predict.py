@@ -7,6 +7,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from nnunet_iac.checkpointing import safe_load
 from nnunet_iac.cli import main as cli_main
 from nnunet_iac.genotype import Genotype
 from nnunet_iac.implant import ImplantedUNetDecoder, is_base_key
@@ -47,10 +48,8 @@ def test_model_folder_plans_describe_the_implanted_network(retrained):
 
 
 def test_base_tensors_in_the_retrained_checkpoint_equal_the_base(retrained):
-    base = torch.load(retrained["base"] / "fold_0" / "checkpoint_final.pth", map_location="cpu",
-                      weights_only=False)["network_weights"]
-    weights = torch.load(retrained["model"] / "fold_0" / "checkpoint_final.pth", map_location="cpu",
-                         weights_only=False)["network_weights"]
+    base = safe_load(retrained["base"] / "fold_0" / "checkpoint_final.pth")["network_weights"]
+    weights = safe_load(retrained["model"] / "fold_0" / "checkpoint_final.pth")["network_weights"]
     assert sorted(k for k in weights if is_base_key(k)) == sorted(base)
     assert all(torch.equal(weights[k], base[k]) for k in base)
     assert any(".iac_cells." in k for k in weights)
@@ -83,8 +82,7 @@ def test_predictor_network_has_the_cells_and_reproduces_the_trained_network(retr
     network = predictor.network
     assert isinstance(network.decoder, ImplantedUNetDecoder)
     assert network.decoder.iac_cells[0].genotype == Genotype.from_dict(EXAMPLE_GENOTYPE_DICT)
-    checkpoint = torch.load(retrained["model"] / "fold_0" / "checkpoint_final.pth", map_location="cpu",
-                            weights_only=False)
+    checkpoint = safe_load(retrained["model"] / "fold_0" / "checkpoint_final.pth")
     network.load_state_dict(predictor.list_of_parameters[0])
     network.eval()
     x = torch.randn(1, 1, *predictor.configuration_manager.patch_size)
@@ -105,6 +103,21 @@ def _retrain_fails(workspace, fold, env):
                            env=env, check=False)
     assert result.returncode != 0
     return result.stderr
+
+
+def test_interrupted_and_continued_retrain_ends_with_the_same_weights(retrained, workspace):
+    trainer = "nnUNetTrainerIACRetrainKilled"
+    command = ("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", trainer, "-device", "cpu")
+    killed = workspace.run(*command, env={**retrained["env"], "IAC_TEST_KILL_AFTER_EPOCH": "0"}, check=False)
+    assert killed.returncode == 3
+    folder = workspace.results / f"{trainer}__nnUNetPlans__2d" / "fold_0"
+    assert safe_load(folder / "checkpoint_latest.pth")["current_epoch"] == 1
+    workspace.run(*command, "--c", env=retrained["env"])
+    continued = safe_load(folder / "checkpoint_final.pth")
+    reference = safe_load(retrained["model"] / "fold_0" / "checkpoint_final.pth")
+    assert continued["current_epoch"] == reference["current_epoch"] == 2
+    for key, value in reference["network_weights"].items():
+        assert torch.equal(continued["network_weights"][key], value), key
 
 
 def test_missing_broken_or_foreign_genotype_stops_before_training(retrained, workspace, tmp_path):

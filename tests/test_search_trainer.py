@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+from nnunet_iac.checkpointing import safe_load
 from nnunet_iac.genotype import Genotype
 from nnunet_iac.implant import is_base_key
 from nnunet_workspace import DATASET_ID
@@ -18,10 +19,16 @@ SEARCH_ENV = {"nnUNet_IAC_epochs": "3", "nnUNet_IAC_warmup_epochs": "1", "nnUNet
 def search(request, workspace):
     configuration = request.param
     base = workspace.train_base(configuration)
+    before = folder_state(base)
     workspace.run("nnUNetv2_train", str(DATASET_ID), configuration, "0", "-tr", "nnUNetTrainerIACSearch",
                   "-device", "cpu", env={**SEARCH_ENV, "nnUNet_IAC_base": str(base)})
     folder = workspace.results / f"nnUNetTrainerIACSearch__nnUNetPlans__{configuration}" / "fold_0"
+    assert folder_state(base) == before, "the search changed files of the base model folder"
     return configuration, base / "fold_0", folder
+
+
+def folder_state(folder):
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
 
 
 def test_search_leaves_a_valid_genotype_and_its_pictures(search):
@@ -60,8 +67,8 @@ def test_search_split_uses_only_the_folds_training_cases(search, workspace):
 
 def test_base_weights_are_bit_identical_to_the_base_checkpoint(search):
     _, base_fold, folder = search
-    base = torch.load(base_fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
-    searched = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    base = safe_load(base_fold / "checkpoint_final.pth")["network_weights"]
+    searched = safe_load(folder / "checkpoint_final.pth")
     weights = searched["network_weights"]
     base_keys = [k for k in weights if is_base_key(k)]
     assert sorted(base_keys) == sorted(base)
