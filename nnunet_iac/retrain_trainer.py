@@ -37,10 +37,12 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
         check_genotype_fits(genotype, self.genotype_source, base_architecture_of(resolved.configuration["architecture"]),
                             resolved.patch_size)
         plans = plans_with_cells(plans, configuration, genotype, settings.cell_options)
+        model_folder = Path(str(nnUNet_results)) / plans["dataset_name"] / \
+            f"{self.__class__.__name__}__{plans['plans_name']}__{configuration}"
+        check_no_conflicting_fold(model_folder, configuration, plans["configurations"][configuration]["architecture"],
+                                  fold)
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.genotype = genotype
-        check_no_conflicting_fold(Path(self.output_folder_base), configuration,
-                                  plans["configurations"][configuration]["architecture"], fold)
 
     def configure_optimizers(self):
         """nnU-Net's own optimizer and schedule (paper: Stage III as Stage I), over the cell weights only."""

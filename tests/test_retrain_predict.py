@@ -142,6 +142,7 @@ def test_second_fold_with_another_genotype_is_refused(retrained, workspace, tmp_
     other_file.write_text(json.dumps(other))
     err = _retrain_fails(workspace, 1, {**retrained["env"], "nnUNet_IAC_genotype": str(other_file)})
     assert "fold_0 trained with other cells" in err and "separate plans identifier" in err
+    assert not (retrained["model"] / "fold_1").exists(), "refused before nnU-Net created the fold folder"
 
 
 def test_summary_and_show_work_on_the_produced_folders(retrained, workspace, monkeypatch, capsys, tmp_path):
