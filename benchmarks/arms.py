@@ -1,0 +1,142 @@
+"""The three arms, each through nnU-Net's own commands: training, nnUNetv2_predict, nnUNetv2_evaluate_folder.
+
+- base: ``nnUNetTrainerBench`` (nnU-Net's trainer with the benchmark's short budget);
+- IAC: ``nnUNetTrainerIACSearch`` then ``nnUNetTrainerIACRetrain`` on the frozen base, one pair per seed,
+  each seed under its own plans name (see benchmarks/plans.py);
+- control: ``nnUNetTrainerBenchControl``, all base weights fine-tuned for as many training batches as
+  the IAC arm consumed (see measures.iac_batches), rounded up to whole epochs.
+
+Every arm predicts the validation and test cases in one nnUNetv2_predict call (file names prefixed
+with the set, so cases of the two sets can share a name) and each set is evaluated on its own.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunet_iac.summary import label_names, read_dice
+
+from benchmarks.budgets import Budget
+from benchmarks.datasets import CaseSet, channel_count, image_names
+from benchmarks.plans import BENCH_PLANS, CONFIGURATION, seed_plans_name
+from benchmarks.stages import StageRunner
+
+FOLD = 0
+BASE_TRAINER = "nnUNetTrainerBench"
+CONTROL_TRAINER = "nnUNetTrainerBenchControl"
+SEARCH_TRAINER = "nnUNetTrainerIACSearch"
+RETRAIN_TRAINER = "nnUNetTrainerIACRetrain"
+# nnU-Net saves checkpoint_latest every 50 epochs; the IAC trainers do the same here so that per-epoch
+# checkpoint writes do not weigh on one side of the iteration-time ratio
+SAVE_EVERY = "50"
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    trainer: str
+    plans: str
+
+    def folder(self, results: Path) -> Path:
+        return results / f"{self.trainer}__{self.plans}__{CONFIGURATION}"
+
+    def fold(self, results: Path) -> Path:
+        return self.folder(results) / f"fold_{FOLD}"
+
+
+BASE = Arm("base", BASE_TRAINER, BENCH_PLANS)
+CONTROL = Arm("control", CONTROL_TRAINER, BENCH_PLANS)
+
+
+def iac_arm(seed: int) -> Arm:
+    return Arm(f"iac_seed{seed}", RETRAIN_TRAINER, seed_plans_name(seed))
+
+
+def search_arm(seed: int) -> Arm:
+    return Arm(f"search_seed{seed}", SEARCH_TRAINER, seed_plans_name(seed))
+
+
+class ArmRunner:
+    def __init__(self, runner: StageRunner, dataset_id: int, results: Path, budget: Budget, device: str):
+        self.runner = runner
+        self.dataset_id = dataset_id
+        self.results = results
+        self.budget = budget
+        self.device = device
+
+    def _epochs_env(self, prefix: str, epochs: int) -> dict[str, str]:
+        return {f"{prefix}epochs": str(epochs),
+                f"{prefix}iterations_per_epoch": str(self.budget.iterations_per_epoch),
+                f"{prefix}val_iterations_per_epoch": str(self.budget.val_iterations_per_epoch)}
+
+    def train(self, stage: str, arm: Arm, env: dict[str, str]):
+        return self.runner.run(stage, "nnUNetv2_train", str(self.dataset_id), CONFIGURATION, str(FOLD), "-tr",
+                               arm.trainer, "-p", arm.plans, "-device", self.device, env=env)
+
+    def train_base(self):
+        env = {**self._epochs_env("nnUNet_BENCH_", self.budget.base_epochs), "nnUNet_BENCH_final_validation": "0"}
+        return self.train("base training", BASE, env)
+
+    def iac_env(self, seed: int, epochs: int) -> dict[str, str]:
+        return {**self._epochs_env("nnUNet_IAC_", epochs), "nnUNet_IAC_seed": str(seed),
+                "nnUNet_IAC_base": str(BASE.folder(self.results)), "nnUNet_IAC_save_every": SAVE_EVERY}
+
+    def search(self, seed: int):
+        env = {**self.iac_env(seed, self.budget.search_epochs),
+               "nnUNet_IAC_warmup_epochs": str(self.budget.warmup_epochs),
+               # a fixed budget: no early stop on a stable genotype, so every seed searches as long
+               "nnUNet_IAC_stable_epochs": "0",
+               # the supernet is not a model anyone predicts with; its final validation costs ~30 s/case on CPU
+               "nnUNet_IAC_search_validation": "0"}
+        return self.train(f"search (seed {seed})", search_arm(seed), env)
+
+    def retrain(self, seed: int):
+        return self.train(f"retrain (seed {seed})", iac_arm(seed), self.iac_env(seed, self.budget.retrain_epochs))
+
+    def control_epochs(self, batches: int) -> int:
+        """Whole epochs covering ``batches`` training batches (rounded up: generous to the control)."""
+        return math.ceil(batches / self.budget.iterations_per_epoch)
+
+    def train_control(self, batches: int):
+        env = {**self._epochs_env("nnUNet_BENCH_", self.control_epochs(batches)),
+               "nnUNet_BENCH_final_validation": "0",
+               "nnUNet_BENCH_initial_checkpoint": str(BASE.fold(self.results) / "checkpoint_final.pth")}
+        return self.train("control training", CONTROL, env)
+
+    def predict(self, arm: Arm, sets: list[CaseSet], raw_dataset_json: dict, folder: Path):
+        """One nnUNetv2_predict over all sets; inputs linked as ``<set>-<case>_0000.ext``."""
+        ending, channels = raw_dataset_json["file_ending"], channel_count(raw_dataset_json)
+        inputs = folder / "inputs"
+        if not inputs.is_dir():
+            inputs.mkdir(parents=True)
+            for case_set in sets:
+                for case in case_set.cases:
+                    for c, name in enumerate(image_names(case, channels, ending)):
+                        (inputs / f"{case_set.name}-{case}_{c:04d}{ending}").symlink_to(
+                            (case_set.images / name).resolve())
+        out = folder / arm.name
+        command = ["nnUNetv2_predict", "-i", str(inputs), "-o", str(out / "all"), "-d", str(self.dataset_id),
+                   "-c", CONFIGURATION, "-f", str(FOLD), "-tr", arm.trainer, "-p", arm.plans, "-device", self.device,
+                   "-npp", "1", "-nps", "1", "-step_size", str(self.budget.step_size), "--disable_progress_bar"]
+        if not self.budget.tta:
+            command.append("--disable_tta")
+        return self.runner.run(f"predict ({arm.name})", *command)
+
+    def evaluate(self, arm: Arm, case_set: CaseSet, raw_dataset_json: dict, folder: Path) -> dict:
+        """nnU-Net's evaluation of one set's predictions; Dice per class and mean (nnunet_iac.summary.read_dice)."""
+        ending = raw_dataset_json["file_ending"]
+        predicted = folder / arm.name / case_set.name
+        predicted.mkdir(parents=True, exist_ok=True)
+        for case in case_set.cases:
+            link = predicted / f"{case}{ending}"
+            if not link.exists():
+                link.symlink_to(folder / arm.name / "all" / f"{case_set.name}-{case}{ending}")
+        summary = folder / arm.name / f"{case_set.name}_summary.json"
+        model = arm.folder(self.results)
+        self.runner.run(f"evaluate {case_set.name} ({arm.name})", "nnUNetv2_evaluate_folder", str(case_set.labels),
+                        str(predicted), "-djfile", str(model / "dataset.json"), "-pfile", str(model / "plans.json"),
+                        "-o", str(summary), "-np", "1")
+        names = label_names(json.loads((model / "dataset.json").read_text()))
+        return read_dice(summary, names)

@@ -1,0 +1,105 @@
+"""Numbers the benchmark derives from what nnU-Net and nnunet-iac leave in their model folders.
+
+- Iteration time: nnU-Net logs the start and end of every epoch in its checkpoint ('logging'). The
+  time per training iteration of a run is the median over its epochs (the first one, which warms up
+  loaders and allocators, left out; for the search only epochs after the warm-up, where an iteration
+  is one alpha/beta batch plus one cell batch) of epoch time / iterations per epoch. It includes
+  data loading, the epoch's few monitoring batches and checkpoint writes, alike in both runs.
+- Iterations the IAC arm used: from the search's own per-epoch history (warm-up and search epochs
+  actually run, early stop included) and the retrain's epoch count.
+- Parameters: the retrained model folder's plans rebuild the implanted network (as nnUNetv2_predict
+  does); the search supernet's extra tensors are counted from its checkpoint.
+- Genotype agreement between seeds and the spread of Dice over seeds.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+from pathlib import Path
+
+import torch
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_iac.genotype import Genotype
+from nnunet_iac.implant import cell_parameters, count_parameters, is_base_key
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint written by this benchmark's own nnU-Net runs (holds a torch.device: not weights-only)."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def epoch_seconds(checkpoint: dict) -> list[float]:
+    log = checkpoint["logging"]
+    return [end - start for start, end in zip(log["epoch_start_timestamps"], log["epoch_end_timestamps"])]
+
+
+def seconds_per_iteration(checkpoint: dict, iterations_per_epoch: int, first_epoch: int = 0) -> float | None:
+    """Median epoch time / iterations over epochs >= max(first_epoch, 1); None if no such epoch."""
+    seconds = epoch_seconds(checkpoint)[max(first_epoch, 1):]
+    if not seconds:
+        seconds = epoch_seconds(checkpoint)[first_epoch:]
+    return statistics.median(seconds) / iterations_per_epoch if seconds else None
+
+
+def search_epochs_run(search_fold: Path) -> dict[str, int]:
+    """Warm-up and search epochs the search actually ran (from search_history.json)."""
+    history = json.loads((search_fold / "search_history.json").read_text())
+    return {"warmup": sum(r["phase"] == "warmup" for r in history),
+            "search": sum(r["phase"] == "search" for r in history)}
+
+
+def iac_batches(search_epochs: dict[str, int], retrain_epochs: int, iterations_per_epoch: int) -> dict[str, int]:
+    """Training batches the IAC arm consumed: a warm-up or retrain iteration one, a search iteration two."""
+    warmup = search_epochs["warmup"] * iterations_per_epoch
+    search = search_epochs["search"] * iterations_per_epoch
+    retrain = retrain_epochs * iterations_per_epoch
+    return {"warmup_iterations": warmup, "search_iterations": search, "retrain_iterations": retrain,
+            "batches": warmup + 2 * search + retrain}
+
+
+def implanted_parameters(model_folder: Path, configuration: str) -> dict[str, int]:
+    """Base and cell parameters of a retrained IAC model, rebuilt from its plans.json."""
+    plans = PlansManager(str(model_folder / "plans.json"))
+    config = plans.get_configuration(configuration)
+    dataset_json = json.loads((model_folder / "dataset.json").read_text())
+    network = get_network_from_plans(config.network_arch_class_name, config.network_arch_init_kwargs,
+                                     config.network_arch_init_kwargs_req_import,
+                                     len(dataset_json["channel_names"]),
+                                     plans.get_label_manager(dataset_json).num_segmentation_heads,
+                                     allow_init=False, deep_supervision=False)
+    added = count_parameters(cell_parameters(network))
+    return {"base": count_parameters(network.parameters()) - added, "added_by_cells": added}
+
+
+def supernet_parameters(search_checkpoint: dict) -> int:
+    return sum(t.numel() for k, t in search_checkpoint["network_weights"].items() if not is_base_key(k))
+
+
+def _choices(genotype: Genotype) -> list[set]:
+    return [set(node) for node in genotype.nodes]
+
+
+def genotype_agreement(genotypes: list[Genotype]) -> dict | None:
+    """Mean over seed pairs of the fraction of chosen (node, source) edges, and (node, source, op) choices,
+    that both genotypes share. None for fewer than two genotypes."""
+    if len(genotypes) < 2:
+        return None
+    edges, ops = [], []
+    for a, b in itertools.combinations(genotypes, 2):
+        total = sum(len(node) for node in a.nodes)
+        same_ops = sum(len(x & y) for x, y in zip(_choices(a), _choices(b)))
+        same_edges = sum(len({s for _, s in x} & {s for _, s in y}) for x, y in zip(a.nodes, b.nodes))
+        edges.append(same_edges / total)
+        ops.append(same_ops / total)
+    return {"pairs": len(edges), "edges": statistics.mean(edges), "edges_and_ops": statistics.mean(ops),
+            "identical_genotypes": sum(x == 1.0 for x in ops)}
+
+
+def spread(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    return {"n": len(values), "mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values)}

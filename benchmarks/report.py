@@ -1,0 +1,126 @@
+"""results.json (every number, machine-readable) and results.md (the same as tables) of one benchmark run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nnunet_iac.genotype import Genotype
+
+ARMS = ("base", "control", "iac")
+SETS = ("validation", "test")
+
+
+def _num(x, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _delta(a, b) -> str:
+    return "n/a" if a is None or b is None else f"{a - b:+.4f}"
+
+
+def _mib(x) -> str:
+    return "n/a" if x is None else f"{x / 2 ** 20:,.0f} MiB"
+
+
+def _labels(dice: dict) -> list[str]:
+    labels = {label for arm in dice.values() for case_set in arm.values() for label in case_set}
+    return sorted(labels, key=lambda k: (k == "mean", k))
+
+
+def dice_table(dice: dict) -> list[str]:
+    lines = ["| set | class | base | control | IAC | IAC - base | IAC - control |", "|---|---|---|---|---|---|---|"]
+    for case_set in SETS:
+        for label in _labels(dice):
+            b, c, i = (dice.get(arm, {}).get(case_set, {}).get(label) for arm in ARMS)
+            name = f"**{label}**" if label == "mean" else label
+            lines.append(f"| {case_set} | {name} | {_num(b)} | {_num(c)} | {_num(i)} | {_delta(i, b)} | {_delta(i, c)} |")
+    return lines
+
+
+def ratio_table(ratios: dict) -> list[str]:
+    lines = ["| ratio | measured | target | met | from |", "|---|---|---|---|---|"]
+    for name, r in ratios.items():
+        met = "n/a" if r["value"] is None else ("yes" if r["met"] else "**no**")
+        lines.append(f"| {r['label']} | {_num(r['value'], 2)} | <= {r['target']} | {met} | {r['from']} |")
+    return lines
+
+
+def seeds_table(results: dict) -> list[str]:
+    seeds = results["iac_seeds"]
+    lines = ["| seed | validation mean Dice | test mean Dice | retrain's own validation | genotype (op(source) per node) |",
+             "|---|---|---|---|---|"]
+    for seed, r in seeds.items():
+        genotype = Genotype.from_dict(r["genotype"])
+        compact = "; ".join(" + ".join(f"{op}({src})" for op, src in node) for node in genotype.nodes)
+        own = (r["retrain_own_validation"] or {}).get("mean")
+        lines.append(f"| {seed} | {_num(r['dice']['validation'].get('mean'))} | {_num(r['dice']['test'].get('mean'))} "
+                     f"| {_num(own)} | {compact} |")
+    agreement, spread = results["genotype_agreement"], results["iac_dice_spread"]
+    lines.append("")
+    if agreement:
+        lines.append(f"- Genotype agreement over {agreement['pairs']} seed pair(s): same edges (node, source) "
+                     f"{agreement['edges']:.1%}, same edges and operations {agreement['edges_and_ops']:.1%}; "
+                     f"{agreement['identical_genotypes']} pair(s) identical.")
+    for case_set in SETS:
+        s = spread.get(case_set)
+        if s:
+            lines.append(f"- IAC mean Dice on {case_set} over {s['n']} seed(s): mean {s['mean']:.4f}, "
+                         f"std {s['std']:.4f}, min {s['min']:.4f}, max {s['max']:.4f}.")
+    return lines
+
+
+def budget_table(results: dict) -> list[str]:
+    b, paper = results["budget"], results["paper_budget"]
+    def epochs(n: int) -> str:
+        return f"{n} epoch{'s' if n != 1 else ''} x {b['iterations_per_epoch']} iterations"
+
+    rows = {
+        "base": epochs(b["base_epochs"]),
+        "search": f"{epochs(b['search_epochs'])}, of which {b['warmup_epochs']} warm-up",
+        "retrain": epochs(b["retrain_epochs"]),
+        "control": f"{epochs(b['control_epochs'])} (>= the {b['iac_batches']['batches']} batches of the IAC arm)",
+    }
+    lines = ["| stage | this run | paper (full) | nnU-Net full length |", "|---|---|---|---|"]
+    for stage, this_run in rows.items():
+        lines.append(f"| {stage} | {this_run} | {paper[stage]['paper']} | {paper[stage]['nnunet_default']} |")
+    patch = "x".join(map(str, b["patch_size_used"]))
+    lines += ["", f"All arms: batch {b['batch_size']}, patch {patch}, {b['val_iterations_per_epoch']} monitoring "
+                  f"batches per epoch; prediction {'with' if b['tta'] else 'without'} mirroring, step size "
+                  f"{b['step_size']}."]
+    return lines
+
+
+def stage_table(stages: dict) -> list[str]:
+    lines = ["| stage | wall time | peak memory (process tree RSS) |", "|---|---|---|"]
+    for name, s in stages.items():
+        lines.append(f"| {name} | {s['seconds']:.0f} s | {_mib(s['peak_memory_bytes'])} |")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    info, params = results["benchmark"], results["parameters"]
+    sets = results["sets"]
+    lines = [f"# IAC benchmark: {info['dataset']}, {info['configuration']}, fold {info['fold']}"
+             + (" (SMOKE RUN: a few iterations, the numbers mean nothing)" if info["smoke"] else ""), "",
+             f"Run on {info['date']}, device {info['device']}, {info['cpu_count']} CPU cores; total wall time "
+             f"{results['total_seconds'] / 60:.1f} min. Validation: the {sets['validation']['cases']} validation cases "
+             f"of fold {info['fold']}. Test: {sets['test']['cases']} cases, {sets['test']['source']}.", "",
+             "## Dice (nnUNetv2_predict + nnUNetv2_evaluate_folder)", "", *dice_table(results["dice"]), "",
+             "## Ratios measured in this run", "", *ratio_table(results["ratios"]), "",
+             "## Parameters", "",
+             f"Base {params['base']:,}; added by the discrete cells {params['added_by_cells']:,} "
+             f"({params['added_fraction']:.2%} of the base, target <= {params['target_fraction']:.0%}: "
+             f"{'met' if params['added_fraction'] <= params['target_fraction'] else 'NOT met'}); the search supernet "
+             f"added {params['search_supernet_added']:,}.", "",
+             "## Genotype (IAC arm, seed " + str(info["seeds"][0]) + ")", "", "```",
+             Genotype.from_dict(results["genotype"]).describe(), "```", ""]
+    lines += ["## IAC per search seed", "", *seeds_table(results), ""]
+    lines += ["## Budgets", "", *budget_table(results), "", "## Stages", "", *stage_table(results["stages"]), ""]
+    return "\n".join(lines)
+
+
+def write_results(folder: Path, results: dict) -> tuple[Path, Path]:
+    json_file, md_file = folder / "results.json", folder / "results.md"
+    json_file.write_text(json.dumps(results, indent=2))
+    md_file.write_text(markdown(results))
+    return json_file, md_file

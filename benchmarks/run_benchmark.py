@@ -1,0 +1,251 @@
+"""Benchmark IAC against its base and a fine-tuned control on one dataset, through nnU-Net's commands.
+
+    python -m benchmarks.run_benchmark DATASET_DIR --out DIR [--test-images DIR --test-labels DIR]
+                                       [--seeds N] [--smoke] [--device cpu] [budget overrides]
+
+DATASET_DIR is a Decathlon task folder or an nnU-Net raw folder. Fold 0, configuration 2d, three arms
+at the same batch and patch size: base (short budget), control (base fine-tuned for as many batches as
+the IAC arm uses), IAC (search + retrain from the same base, per seed). Every arm predicts the fold's
+validation cases and the test set with nnUNetv2_predict and is evaluated by nnUNetv2_evaluate_folder.
+Writes results.json and results.md into --out. See docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nnunet_iac.genotype import Genotype  # noqa: E402
+from nnunet_iac.summary import label_names, read_dice  # noqa: E402
+from nnunet_iac.trainer_path import ext_trainer_value  # noqa: E402
+
+from benchmarks import datasets, measures  # noqa: E402
+from benchmarks.arms import BASE, CONTROL, FOLD, ArmRunner, iac_arm, search_arm  # noqa: E402
+from benchmarks.budgets import PAPER, Budget, BudgetError, parse_patch, profile_for  # noqa: E402
+from benchmarks.plans import (CONFIGURATION, PlansError, seed_plans_name, write_bench_plans,  # noqa: E402
+                              write_plans_copy)
+from benchmarks.report import write_results  # noqa: E402
+from benchmarks.stages import StageError, StageRunner  # noqa: E402
+
+BENCH_TRAINERS = Path(__file__).resolve().parent / "trainers"
+FIRST_SEED = 12345
+HOLDOUT_SEED = 0
+TARGETS = {"search_iteration": 1.5, "search_memory": 1.5, "predict_time": 1.2, "added_parameters": 0.15}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run_benchmark", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", metavar="DATASET_DIR",
+                   help="Decathlon task folder (TaskNN_Name) or nnU-Net raw folder (DatasetNNN_Name)")
+    p.add_argument("--out", required=True, help="folder for everything the run writes (must be new unless --resume)")
+    p.add_argument("--test-images", help="separate test images, nnU-Net naming CASE_0000.ext")
+    p.add_argument("--test-labels", help="labels of the separate test set, CASE.ext")
+    p.add_argument("--seeds", type=int, default=1, help="search (and retrain) with this many seeds (default 1)")
+    p.add_argument("--smoke", action="store_true", help="every stage with a few iterations (for the test suite)")
+    p.add_argument("--device", default="cpu", help="device for nnU-Net (default cpu)")
+    p.add_argument("--resume", action="store_true", help="go on with an interrupted run in --out")
+    budget = p.add_argument_group("budget overrides (defaults: the dataset's profile, see docs/benchmarks.md)")
+    budget.add_argument("--batch-size", type=int)
+    budget.add_argument("--patch-size", help="2d patch size, e.g. 128x128 (default: nnU-Net's plan or the profile)")
+    budget.add_argument("--iterations-per-epoch", type=int)
+    budget.add_argument("--val-iterations-per-epoch", type=int)
+    budget.add_argument("--base-epochs", type=int)
+    budget.add_argument("--search-epochs", type=int)
+    budget.add_argument("--warmup-epochs", type=int)
+    budget.add_argument("--retrain-epochs", type=int)
+    budget.add_argument("--holdout", type=int, help="cases held out as the test set when none is given")
+    budget.add_argument("--holdout-seed", type=int, default=HOLDOUT_SEED)
+    return p
+
+
+def subprocess_env(out: Path) -> dict[str, str]:
+    """nnU-Net's folders inside --out, both trainer folders, no inherited nnUNet_IAC_* or nnUNet_BENCH_* knobs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("nnUNet_IAC_", "nnUNet_BENCH_"))}
+    env.update({"nnUNet_raw": str(out / "nnUNet_raw"), "nnUNet_preprocessed": str(out / "nnUNet_preprocessed"),
+                "nnUNet_results": str(out / "nnUNet_results"),
+                "nnUNet_extTrainer": ext_trainer_value(os.pathsep.join([str(BENCH_TRAINERS),
+                                                                         os.environ.get("nnUNet_extTrainer", "")])),
+                # data augmentation in the training process: on 2 cores workers only compete with it
+                "nnUNet_n_proc_DA": "0", "nnUNet_def_n_proc": "1"})
+    return env
+
+
+class Benchmark:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.out = Path(args.out).expanduser().resolve()
+        self.source = datasets.identify(args.dataset)
+        self.budget = self._budget(args)
+        self.seeds = [FIRST_SEED + i for i in range(args.seeds)]
+        self.env = subprocess_env(self.out)
+        self.raw = self.out / "nnUNet_raw" / self.source.name
+        self.preprocessed = self.out / "nnUNet_preprocessed" / self.source.name
+        self.results = self.out / "nnUNet_results" / self.source.name
+        self.predictions = self.out / "predictions"
+
+    @staticmethod
+    def _budget(args) -> Budget:
+        source = datasets.identify(args.dataset)
+        budget = profile_for(source.name, args.smoke).with_overrides(
+            batch_size=args.batch_size, patch_size=parse_patch(args.patch_size),
+            iterations_per_epoch=args.iterations_per_epoch, val_iterations_per_epoch=args.val_iterations_per_epoch,
+            base_epochs=args.base_epochs, search_epochs=args.search_epochs, warmup_epochs=args.warmup_epochs,
+            retrain_epochs=args.retrain_epochs, holdout=args.holdout)
+        budget.check()
+        return budget
+
+    def check_inputs(self) -> datasets.CaseSet | None:
+        if self.args.seeds < 1:
+            raise datasets.DatasetError("--seeds must be at least 1.")
+        source_json = json.loads((self.source.folder / "dataset.json").read_text())
+        ending = source_json.get("file_ending", ".nii.gz")
+        test = datasets.check_test_set(self.args.test_images, self.args.test_labels, ending,
+                                       datasets.channel_count(source_json))
+        if self.out.exists() and any(self.out.iterdir()) and not self.args.resume:
+            raise datasets.DatasetError(f"--out {self.out} is not empty. Choose a new folder, or add --resume to go "
+                                        f"on with the run in it.")
+        return test
+
+    def prepare(self, runner: StageRunner, given_test: datasets.CaseSet | None) -> datasets.CaseSet:
+        if self.source.layout == "decathlon":
+            if not runner.done("convert Decathlon dataset"):
+                converter_input = datasets.link_decathlon_input(self.source.folder, self.out / "decathlon_input")
+                runner.run("convert Decathlon dataset", "nnUNetv2_convert_MSD_dataset", "-i", str(converter_input),
+                           "-np", "1")
+        else:
+            runner.step("link nnU-Net raw dataset", lambda: datasets.link_raw_dataset(self.source.folder, self.raw))
+        if given_test is not None:
+            return given_test
+        held_out = self.out / "test_set"
+        runner.step("hold out test cases", lambda: datasets.hold_out_test_set(
+            self.raw, self.budget.holdout, self.args.holdout_seed, held_out))
+        return datasets.held_out_set(held_out)
+
+    def main(self) -> dict:
+        given_test = self.check_inputs()
+        self.out.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        runner = StageRunner(self.out, self.env, resume=self.args.resume)
+        runner.note(f"IAC benchmark of {self.source.folder} ({self.source.layout}) -> {self.out}; budget "
+                    f"'{self.budget.profile}'" + (" (SMOKE: a few iterations, numbers mean nothing)"
+                                                  if self.args.smoke else ""))
+        test = self.prepare(runner, given_test)
+        runner.run("plan and preprocess", "nnUNetv2_plan_and_preprocess", "-d", str(self.source.dataset_id), "-c",
+                   CONFIGURATION, "-np", "1", "-npfp", "1", env={"nnUNet_n_proc_DA": "1"})
+        config = write_bench_plans(self.preprocessed, self.budget.batch_size, self.budget.patch_size)
+        arms = ArmRunner(runner, self.source.dataset_id, self.results, self.budget, self.args.device)
+
+        arms.train_base()
+        validation = datasets.link_case_set("validation", self.raw, datasets.validation_cases(self.preprocessed, FOLD),
+                                            self.out / "validation_set")
+        for seed in self.seeds:
+            write_plans_copy(self.preprocessed, seed_plans_name(seed))
+            arms.search(seed)
+            arms.retrain(seed)
+        search_epochs = measures.search_epochs_run(search_arm(self.seeds[0]).fold(self.results))
+        batches = measures.iac_batches(search_epochs, self.budget.retrain_epochs, self.budget.iterations_per_epoch)
+        batches["control_epochs"] = arms.control_epochs(batches["batches"])
+        arms.train_control(batches["batches"])
+
+        raw_json = json.loads((self.raw / "dataset.json").read_text())
+        sets = [validation, test]
+        dice = {}
+        for arm in [BASE, CONTROL] + [iac_arm(s) for s in self.seeds]:
+            arms.predict(arm, sets, raw_json, self.predictions)
+            dice[arm.name] = {s.name: arms.evaluate(arm, s, raw_json, self.predictions) for s in sets}
+        results = self.collect(runner, dice, batches, config, validation, test, given_test is not None)
+        results["total_seconds"] = time.time() - started if not self.args.resume else \
+            sum(s["seconds"] for s in results["stages"].values())
+        write_results(self.out, results)
+        runner.note(f"results: {self.out / 'results.md'} and results.json")
+        return results
+
+    def collect(self, runner, dice, batches, config, validation, test, test_given) -> dict:
+        first = self.seeds[0]
+        base_ckpt = measures.load_checkpoint(BASE.fold(self.results) / "checkpoint_final.pth")
+        search_ckpt = measures.load_checkpoint(search_arm(first).fold(self.results) / "checkpoint_final.pth")
+        iterations = self.budget.iterations_per_epoch
+        base_iteration = measures.seconds_per_iteration(base_ckpt, iterations)
+        search_iteration = measures.seconds_per_iteration(search_ckpt, iterations, self.budget.warmup_epochs)
+        stages = {name: {"seconds": r.seconds, "peak_memory_bytes": r.peak_memory_bytes, "command": r.command}
+                  for name, r in runner.results.items()}
+        base_memory = stages["base training"]["peak_memory_bytes"]
+        search_memory = stages[f"search (seed {first})"]["peak_memory_bytes"]
+        parameters = measures.implanted_parameters(iac_arm(first).folder(self.results), CONFIGURATION)
+        parameters.update(added_fraction=parameters["added_by_cells"] / parameters["base"],
+                          target_fraction=TARGETS["added_parameters"],
+                          search_supernet_added=measures.supernet_parameters(search_ckpt))
+        seeds = {}
+        for seed in self.seeds:
+            fold = iac_arm(seed).fold(self.results)
+            own_validation = fold / "validation" / "summary.json"
+            names = label_names(json.loads((iac_arm(seed).folder(self.results) / "dataset.json").read_text()))
+            seeds[str(seed)] = {
+                "dice": dice[iac_arm(seed).name],
+                "retrain_own_validation": read_dice(own_validation, names) if own_validation.is_file() else None,
+                "genotype": Genotype.load(search_arm(seed).fold(self.results) / "genotype.json").to_dict()}
+        genotypes = [Genotype.from_dict(s["genotype"]) for s in seeds.values()]
+        ratios = {
+            "search_iteration": _ratio("search iteration / base training iteration (equal batch)",
+                                       search_iteration, base_iteration, TARGETS["search_iteration"],
+                                       "median epoch time / iterations, nnU-Net's epoch timestamps"),
+            "search_memory": _ratio("peak memory search / base training", search_memory, base_memory,
+                                    TARGETS["search_memory"], "peak RSS of the stage's process tree"),
+            "predict_time": _ratio("nnUNetv2_predict time IAC / base", stages[f"predict ({iac_arm(first).name})"]
+                                   ["seconds"], stages["predict (base)"]["seconds"], TARGETS["predict_time"],
+                                   f"wall time, same {len(validation.cases) + len(test.cases)} cases"),
+        }
+        ratios["search_iteration"]["seconds"] = {"search": search_iteration, "base": base_iteration}
+        return {
+            "benchmark": {"dataset": self.source.name, "source": str(self.source.folder), "layout": self.source.layout,
+                          "configuration": CONFIGURATION, "fold": FOLD, "device": self.args.device,
+                          "smoke": self.args.smoke, "seeds": self.seeds, "cpu_count": os.cpu_count(),
+                          "date": datetime.datetime.now().isoformat(timespec="seconds")},
+            "budget": {**self.budget.to_dict(), "patch_size_used": list(config["patch_size"]),
+                       "batch_size": config["batch_size"], "control_epochs": batches["control_epochs"],
+                       "iac_batches": batches},
+            "paper_budget": PAPER,
+            "sets": {"validation": {"cases": len(validation.cases), "source": f"fold {FOLD} of nnU-Net's split"},
+                     "test": {"cases": len(test.cases), "source": "given (--test-images/--test-labels)" if test_given
+                              else f"held out before planning (seed {self.args.holdout_seed})"}},
+            "dice": {"base": dice[BASE.name], "control": dice[CONTROL.name], "iac": dice[iac_arm(first).name]},
+            "genotype": seeds[str(first)]["genotype"],
+            "iac_seeds": seeds,
+            "genotype_agreement": measures.genotype_agreement(genotypes),
+            "iac_dice_spread": {s: measures.spread([r["dice"][s]["mean"] for r in seeds.values()])
+                                for s in ("validation", "test")},
+            "parameters": parameters,
+            "ratios": ratios,
+            "stages": stages,
+        }
+
+
+def _ratio(label: str, numerator, denominator, target: float, source: str) -> dict:
+    value = numerator / denominator if numerator is not None and denominator else None
+    return {"label": label, "value": value, "target": target, "met": value is not None and value <= target,
+            "from": source}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        Benchmark(args).main()
+    except (datasets.DatasetError, BudgetError, PlansError) as e:
+        print(f"benchmark: {e}", file=sys.stderr)
+        return 2
+    except StageError as e:
+        print(f"benchmark stopped: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Run the benchmark's stages: nnU-Net commands with wall time, peak memory and a log of everything.
+
+Every command goes to one log file (the command line, the variables the stage sets, its output).
+Finished stages are recorded in ``stages.json``, so a benchmark interrupted after an hour can go on
+with ``--resume`` instead of starting again: a recorded stage is not run a second time and keeps the
+time and memory it was measured with.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from benchmarks.process_memory import PeakMemorySampler
+
+
+class StageError(RuntimeError):
+    """A stage of the benchmark failed; the message names the command and the log."""
+
+
+@dataclass
+class StageResult:
+    name: str
+    seconds: float
+    peak_memory_bytes: int | None
+    command: str
+
+
+class StageRunner:
+    def __init__(self, folder: Path, env: dict[str, str], resume: bool = False):
+        self.folder = folder
+        self.env = env
+        self.log = folder / "benchmark_log.txt"
+        self.record = folder / "stages.json"
+        self.results: dict[str, StageResult] = {}
+        if resume and self.record.is_file():
+            self.results = {name: StageResult(**r) for name, r in json.loads(self.record.read_text()).items()}
+
+    def done(self, name: str) -> bool:
+        return name in self.results
+
+    def _save(self, result: StageResult) -> None:
+        self.results[result.name] = result
+        self.record.write_text(json.dumps({k: asdict(v) for k, v in self.results.items()}, indent=2))
+
+    def note(self, text: str) -> None:
+        """One line on the console and in the log."""
+        print(text, flush=True)
+        with open(self.log, "a") as log:
+            log.write(f"\n# {text}\n")
+
+    def run(self, name: str, *command: str, env: dict[str, str] | None = None) -> StageResult:
+        """Run one of nnU-Net's commands (from this Python's bin folder) as stage ``name``."""
+        if self.done(name):
+            self.note(f"{name}: done in an earlier run, kept ({self.results[name].seconds:.0f} s)")
+            return self.results[name]
+        self.note(f"{name} ...")
+        executable = Path(sys.executable).parent / command[0]
+        line = " ".join(command)
+        with open(self.log, "a") as log:
+            settings = " ".join(f"{k}={v}" for k, v in sorted((env or {}).items()))
+            log.write(f"$ {settings + ' ' if settings else ''}{line}\n")
+            log.flush()
+            start = time.time()
+            process = subprocess.Popen([str(executable), *command[1:]], env={**self.env, **(env or {})},
+                                       stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
+            with PeakMemorySampler(process.pid) as memory:
+                code = process.wait()
+            seconds = time.time() - start
+        if code != 0:
+            tail = self.log.read_text()[-3000:]
+            raise StageError(f"Stage '{name}' failed: '{line}' exited with {code}. Full log: {self.log}\n{tail}")
+        result = StageResult(name, seconds, memory.peak_bytes, line)
+        self._save(result)
+        self.note(f"  {name}: {seconds:.0f} s")
+        return result
+
+    def step(self, name: str, action: Callable[[], object]) -> StageResult:
+        """A stage done in this process (file preparation); timed, no memory figure."""
+        if self.done(name):
+            return self.results[name]
+        self.note(f"{name} ...")
+        start = time.time()
+        action()
+        result = StageResult(name, time.time() - start, None, f"(in-process) {name}")
+        self._save(result)
+        return result

@@ -1,0 +1,72 @@
+"""nnU-Net trainers of the benchmark: the base arm (short budget) and the control arm (fine-tuning).
+
+nnU-Net finds them through ``nnUNet_extTrainer`` and imports this file as a top-level module, so it
+uses absolute imports only and does nothing at import time. nnU-Net's trainer ``__init__`` signature
+is fixed, so the budget comes from environment variables set by benchmarks/run_benchmark.py:
+
+- ``nnUNet_BENCH_epochs``, ``nnUNet_BENCH_iterations_per_epoch``, ``nnUNet_BENCH_val_iterations_per_epoch``
+- ``nnUNet_BENCH_final_validation=0`` skips nnU-Net's final validation (the benchmark predicts the
+  validation cases with nnUNetv2_predict instead, the same way for every arm)
+- ``nnUNet_BENCH_initial_checkpoint`` (control only): the base checkpoint to start from
+"""
+import os
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+PREFIX = "nnUNet_BENCH_"
+
+
+def _setting(name: str, default: int) -> int:
+    raw = os.environ.get(PREFIX + name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{PREFIX}{name}={raw!r} is not a whole number.") from None
+    if value < 0:
+        raise ValueError(f"{PREFIX}{name}={value} must not be negative.")
+    return value
+
+
+class nnUNetTrainerBench(nnUNetTrainer):
+    """nnU-Net's own trainer with the benchmark's budget (the base arm)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = _setting("epochs", self.num_epochs)
+        self.num_iterations_per_epoch = _setting("iterations_per_epoch", self.num_iterations_per_epoch)
+        self.num_val_iterations_per_epoch = _setting("val_iterations_per_epoch", self.num_val_iterations_per_epoch)
+
+    def _do_i_compile(self):
+        """No torch.compile, like the IAC trainers, so that iteration times of all arms compare."""
+        return False
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        if _setting("final_validation", 1) == 0:
+            self.print_to_log_file(f"Skipping nnU-Net's final validation ({PREFIX}final_validation=0).")
+            return
+        super().perform_actual_validation(save_probabilities)
+
+
+class nnUNetTrainerBenchControl(nnUNetTrainerBench):
+    """Fine-tunes *all* weights of the base with nnU-Net's optimizer and schedule (the control arm).
+
+    nnU-Net's ``-pretrained_weights`` skips the segmentation heads; the control must continue from
+    exactly the base network, so every tensor is loaded here, strictly, with ``map_location``.
+    """
+
+    def initialize(self):
+        super().initialize()
+        path = os.environ.get(PREFIX + "initial_checkpoint", "")
+        if not path or not os.path.isfile(path):
+            raise FileNotFoundError(f"{PREFIX}initial_checkpoint={path!r} is not a checkpoint file; set it to the "
+                                    f"base arm's fold_X/checkpoint_final.pth.")
+        # the benchmark's own base checkpoint (nnU-Net's format holds a torch.device and numpy scalars)
+        checkpoint = torch.load(path, map_location=self.device, weights_only=False)
+        network = self.network.module if self.is_ddp else self.network
+        network.load_state_dict(checkpoint["network_weights"], strict=True)
+        self.print_to_log_file(f"Control arm: all {len(checkpoint['network_weights'])} tensors of {path} loaded "
+                               f"(heads included); fine-tuning every weight.")
