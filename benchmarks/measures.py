@@ -18,17 +18,17 @@ import json
 import statistics
 from pathlib import Path
 
-import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunet_iac.checkpointing import safe_load
 from nnunet_iac.genotype import Genotype
 from nnunet_iac.implant import cell_parameters, count_parameters, is_base_key
 
 
 def load_checkpoint(path: Path) -> dict:
-    """A checkpoint written by this benchmark's own nnU-Net runs (holds a torch.device: not weights-only)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint of one of the benchmark's runs, read weights-only (never runs code stored in it)."""
+    return safe_load(path)
 
 
 def epoch_seconds(checkpoint: dict) -> list[float]:

@@ -14,6 +14,8 @@ import os
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_iac.checkpointing import safe_load
+
 PREFIX = "nnUNet_BENCH_"
 
 
@@ -64,8 +66,7 @@ class nnUNetTrainerBenchControl(nnUNetTrainerBench):
         if not path or not os.path.isfile(path):
             raise FileNotFoundError(f"{PREFIX}initial_checkpoint={path!r} is not a checkpoint file; set it to the "
                                     f"base arm's fold_X/checkpoint_final.pth.")
-        # the benchmark's own base checkpoint (nnU-Net's format holds a torch.device and numpy scalars)
-        checkpoint = torch.load(path, map_location=self.device, weights_only=False)
+        checkpoint = safe_load(path, map_location=self.device)  # weights-only, as nnunet-iac reads bases
         network = self.network.module if self.is_ddp else self.network
         network.load_state_dict(checkpoint["network_weights"], strict=True)
         self.print_to_log_file(f"Control arm: all {len(checkpoint['network_weights'])} tensors of {path} loaded "
