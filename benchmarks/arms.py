@@ -93,7 +93,8 @@ class ArmRunner:
         return self.train(f"search (seed {seed})", search_arm(seed), env)
 
     def retrain(self, seed: int):
-        return self.train(f"retrain (seed {seed})", iac_arm(seed), self.iac_env(seed, self.budget.retrain_epochs))
+        env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0"}
+        return self.train(f"retrain (seed {seed})", iac_arm(seed), env)
 
     def control_epochs(self, batches: int) -> int:
         """Whole epochs covering ``batches`` training batches (rounded up: generous to the control)."""

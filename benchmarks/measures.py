@@ -18,12 +18,11 @@ import json
 import statistics
 from pathlib import Path
 
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_iac.checkpointing import safe_load
 from nnunet_iac.genotype import Genotype
-from nnunet_iac.implant import cell_parameters, count_parameters, is_base_key
+from nnunet_iac.implant import is_base_key
+from nnunet_iac.summary import model_folder_parameters
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -62,16 +61,8 @@ def iac_batches(search_epochs: dict[str, int], retrain_epochs: int, iterations_p
 
 def implanted_parameters(model_folder: Path, configuration: str) -> dict[str, int]:
     """Base and cell parameters of a retrained IAC model, rebuilt from its plans.json."""
-    plans = PlansManager(str(model_folder / "plans.json"))
-    config = plans.get_configuration(configuration)
-    dataset_json = json.loads((model_folder / "dataset.json").read_text())
-    network = get_network_from_plans(config.network_arch_class_name, config.network_arch_init_kwargs,
-                                     config.network_arch_init_kwargs_req_import,
-                                     len(dataset_json["channel_names"]),
-                                     plans.get_label_manager(dataset_json).num_segmentation_heads,
-                                     allow_init=False, deep_supervision=False)
-    added = count_parameters(cell_parameters(network))
-    return {"base": count_parameters(network.parameters()) - added, "added_by_cells": added}
+    base, added = model_folder_parameters(model_folder, configuration)
+    return {"base": base, "added_by_cells": added}
 
 
 def supernet_parameters(search_checkpoint: dict) -> int:

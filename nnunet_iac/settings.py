@@ -34,6 +34,7 @@ class IACSettings:
     base: str = ""
     genotype: str = ""
     search_validation: int = 1
+    retrain_validation: int = 1
     save_every: int = 1
 
     @property
@@ -66,7 +67,7 @@ class IACSettings:
     def validate(self) -> None:
         minimum = {"epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 0, "warmup_epochs": 0,
                    "stable_epochs": 0, "k": 1, "width_divisor": 1,
-                   "search_validation": 0, "save_every": 1}
+                   "search_validation": 0, "retrain_validation": 0, "save_every": 1}
         for name, low in minimum.items():
             if getattr(self, name) < low:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be >= {low}.")

@@ -83,6 +83,20 @@ def _base_fold_folder(fold_folder: Path) -> Path:
     return Path(json.loads(settings.read_text())["base_checkpoint"]).parent
 
 
+def model_folder_parameters(model_folder: Path, configuration: str) -> tuple[int, int]:
+    """(base parameters, parameters added by cells) of the network a model folder's plans.json rebuilds."""
+    plans = PlansManager(str(Path(model_folder) / "plans.json"))
+    config = plans.get_configuration(configuration)
+    dataset_json = json.loads((Path(model_folder) / "dataset.json").read_text())
+    network = get_network_from_plans(config.network_arch_class_name, config.network_arch_init_kwargs,
+                                     config.network_arch_init_kwargs_req_import,
+                                     len(dataset_json["channel_names"]),
+                                     plans.get_label_manager(dataset_json).num_segmentation_heads,
+                                     allow_init=False, deep_supervision=False)
+    added = count_parameters(cell_parameters(network))
+    return count_parameters(network.parameters()) - added, added
+
+
 def summarize(results_dir: Path, dataset_name: str, configuration: str, plans_name: str = "nnUNetPlans") -> Summary:
     folder = Path(results_dir) / dataset_name / f"{RETRAIN_TRAINER}__{plans_name}__{configuration}"
     plans_file = folder / "plans.json"
@@ -94,15 +108,9 @@ def summarize(results_dir: Path, dataset_name: str, configuration: str, plans_na
     architecture = config.configuration["architecture"]
     if not is_implanted(architecture):
         raise SummaryError(f"{plans_file} describes no implanted network for {configuration}.")
-    dataset_json = json.loads((folder / "dataset.json").read_text())
-    network = get_network_from_plans(config.network_arch_class_name, config.network_arch_init_kwargs,
-                                     config.network_arch_init_kwargs_req_import,
-                                     len(dataset_json["channel_names"]),
-                                     plans.get_label_manager(dataset_json).num_segmentation_heads,
-                                     allow_init=False, deep_supervision=False)
-    added = count_parameters(cell_parameters(network))
+    base_parameters, added = model_folder_parameters(folder, configuration)
     summary = Summary(dataset_name, configuration, Genotype.from_dict(architecture["arch_kwargs"]["iac_genotype"]),
-                      count_parameters(network.parameters()) - added, added)
+                      base_parameters, added)
     for fold_folder in sorted(folder.glob("fold_*")):
         iac_file = fold_folder / "validation" / "summary.json"
         if not iac_file.is_file():
