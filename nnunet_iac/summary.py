@@ -111,13 +111,13 @@ def summarize(results_dir: Path, dataset_name: str, configuration: str, plans_na
     base_parameters, added = model_folder_parameters(folder, configuration)
     summary = Summary(dataset_name, configuration, Genotype.from_dict(architecture["arch_kwargs"]["iac_genotype"]),
                       base_parameters, added)
+    names = label_names(json.loads((folder / "dataset.json").read_text()))
     for fold_folder in sorted(folder.glob("fold_*")):
         iac_file = fold_folder / "validation" / "summary.json"
         if not iac_file.is_file():
             continue
         base_folder = _base_fold_folder(fold_folder)
         base_file = base_folder / "validation" / "summary.json"
-        names = label_names(dataset_json)
         summary.folds.append(FoldResult(fold_folder.name.removeprefix("fold_"), base_folder,
                                         read_dice(base_file, names) if base_file.is_file() else {},
                                         read_dice(iac_file, names)))
