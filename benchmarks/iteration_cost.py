@@ -20,6 +20,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunet_iac.cells import implant_search_cells
 from nnunet_iac.implant import architecture_parameters, cell_parameters, freeze_base
 from nnunet_iac.reference_networks import hippocampus_2d_unet
+from nnunet_iac.search_optimizers import architecture_optimizer, cell_optimizer
 from nnunet_iac.search_step import architecture_step, gradients_only_for
 
 
@@ -71,8 +72,7 @@ def main():
 
     supernet = freeze_base(implant_search_cells(copy.deepcopy(base))).to(device)
     arch, cells = architecture_parameters(supernet), cell_parameters(supernet)
-    arch_opt = torch.optim.Adam(arch, 1e-3, betas=(0.5, 0.999), weight_decay=1e-3)
-    cell_opt = torch.optim.SGD(cells, 0.01)
+    arch_opt, cell_opt = architecture_optimizer(arch), cell_optimizer(cells)
 
     def search_iteration():
         with gradients_only_for(arch, cells):

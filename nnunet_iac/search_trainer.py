@@ -24,6 +24,7 @@ from nnunet_iac.plots import draw_genotype, plot_operation_weights
 from nnunet_iac.schedules import CosineLRScheduler
 from nnunet_iac.search_history import EpochRecord, SearchHistory, alpha_entropy, parameter_free_ops
 from nnunet_iac.search_split import load_or_create_split
+from nnunet_iac.search_optimizers import CELL_LR, architecture_optimizer, cell_optimizer
 from nnunet_iac.search_step import architecture_step, gradients_only_for
 from nnunet_iac.settings import IACSettings
 from nnunet_iac.trainer_base import nnUNetTrainerIACBase
@@ -32,8 +33,6 @@ GENOTYPE_FILE = "genotype.json"
 HISTORY_FILE = "search_history.json"
 WEIGHTS_PLOT = "operation_weights.png"
 GENOTYPE_PLOT = "genotype.png"
-CELL_LR = 0.01
-ARCH_LR = 1e-3
 
 
 class SearchConverged(Exception):
@@ -64,15 +63,13 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
         return implant_search_cells(base, IACSettings.from_env().cell_options)
 
     def configure_optimizers(self):
-        """Cell weights: SGD lr 0.01, no momentum, no weight decay, cosine schedule (paper 4.2.2)."""
-        optimizer = torch.optim.SGD(cell_parameters(unwrap(self.network)), CELL_LR, momentum=0.0, weight_decay=0.0)
+        """Cell weights: SGD lr 0.01 with a cosine schedule (paper 4.2.2), momentum as nnU-Net (see search_optimizers)."""
+        optimizer = cell_optimizer(cell_parameters(unwrap(self.network)))
         return optimizer, CosineLRScheduler(optimizer, CELL_LR, self.num_epochs)
 
     def initialize(self):
         super().initialize()
-        # Adam lr 1e-3 as in the paper; betas and weight decay as in PC-DARTS.
-        self.arch_optimizer = torch.optim.Adam(architecture_parameters(unwrap(self.network)), ARCH_LR,
-                                               betas=(0.5, 0.999), weight_decay=1e-3)
+        self.arch_optimizer = architecture_optimizer(architecture_parameters(unwrap(self.network)))
 
     @property
     def is_warmup(self) -> bool:

@@ -121,3 +121,23 @@ def test_base_weights_load_strictly(tmp_path):
     truncated = dict(list(base.state_dict().items())[:-1])
     with pytest.raises(BaseModelError, match="missing"):
         load_base_weights(net, truncated, tmp_path / "ckpt.pth")
+
+
+def test_alpha_follows_tiny_gradients_from_its_initial_ones():
+    """Alpha gradients on a trained base are ~1e-6; starting from ones, weight decay would drown them."""
+    from nnunet_iac.architecture_parameters import ArchitectureParameters
+    from nnunet_iac.cell_topology import CellTopology
+    from nnunet_iac.search_optimizers import ARCH_LR, architecture_optimizer
+
+    arch = ArchitectureParameters(CellTopology(), num_operations=8)
+    optimizer = architecture_optimizer(arch.parameters())
+    preferred = torch.zeros_like(arch.alpha)
+    preferred[:, 3] = 1.0
+    for _ in range(20):
+        optimizer.zero_grad()
+        arch.alpha.grad = -1e-6 * preferred  # every edge's loss falls with op 3
+        arch.beta.grad = torch.zeros_like(arch.beta)
+        optimizer.step()
+    spread = arch.alpha[:, 3] - arch.alpha[:, :3].max(dim=1).values
+    assert torch.all(spread > 10 * ARCH_LR)
+    assert torch.all(arch.operation_weights().argmax(dim=1) == 3)

@@ -7,6 +7,7 @@ import torch
 from nnunet_iac.checkpointing import safe_load
 from nnunet_iac.genotype import Genotype
 from nnunet_iac.implant import is_base_key
+from nnunet_iac.search_optimizers import CELL_MOMENTUM
 from nnunet_workspace import DATASET_ID
 
 pytestmark = pytest.mark.integration
@@ -76,7 +77,8 @@ def test_base_weights_are_bit_identical_to_the_base_checkpoint(search):
         assert torch.equal(weights[key], base[key]), key
     assert "decoder.iac_architecture.alpha" in weights
     assert searched["iac"]["arch_optimizer_state"]["state"]  # Adam moments of alpha and beta
-    assert searched["optimizer_state"]["param_groups"][0]["momentum"] == 0.0
+    assert searched["optimizer_state"]["param_groups"][0]["momentum"] == CELL_MOMENTUM
+    assert searched["iac"]["arch_optimizer_state"]["param_groups"][0]["weight_decay"] == 0.0
 
 
 def test_missing_base_stops_with_a_clear_error(workspace, tmp_path):
