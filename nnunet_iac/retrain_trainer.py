@@ -26,6 +26,8 @@ from nnunet_iac.trainer_base import nnUNetTrainerIACBase, refuse_distributed
 
 
 class IACRetrainTrainer(nnUNetTrainerIACBase):
+    validation_setting = "retrain_validation"
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         refuse_distributed(self.__class__.__name__)
@@ -54,13 +56,6 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
         super().on_train_start()
         if self.local_rank == 0 and self.genotype_source.resolve() != (Path(self.output_folder) / "genotype.json").resolve():
             shutil.copyfile(self.genotype_source, join(self.output_folder, "genotype.json"))
-
-    def perform_actual_validation(self, save_probabilities: bool = False):
-        if not self.iac_settings.retrain_validation:
-            self.print_to_log_file("Skipping the final validation (nnUNet_IAC_retrain_validation=0); run "
-                                   "nnUNetv2_train ... --val to do it later.")
-            return
-        super().perform_actual_validation(save_probabilities)
 
     def iac_state(self) -> dict:
         return {**super().iac_state(), "genotype": self.genotype.to_dict(), "genotype_source": str(self.genotype_source)}

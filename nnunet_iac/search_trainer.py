@@ -44,6 +44,8 @@ class SearchDiverged(FloatingPointError):
 
 
 class IACSearchTrainer(nnUNetTrainerIACBase):
+    validation_setting = "search_validation"
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -199,12 +201,6 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             draw_genotype(genotype, out / GENOTYPE_PLOT, f"{self.plans_manager.dataset_name} {self.configuration_name} "
                                                          f"fold {self.fold}, epoch {self.current_epoch - 1}")
             self.print_to_log_file(f"Final genotype written to {out / GENOTYPE_FILE}")
-
-    def perform_actual_validation(self, save_probabilities: bool = False):
-        if not self.iac_settings.search_validation:
-            self.print_to_log_file("Skipping the supernet's final validation (nnUNet_IAC_search_validation=0).")
-            return
-        super().perform_actual_validation(save_probabilities)
 
     def iac_state(self) -> dict:
         return {**super().iac_state(), "arch_optimizer_state": self.arch_optimizer.state_dict(),

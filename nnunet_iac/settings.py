@@ -20,6 +20,15 @@ class SettingsError(ValueError):
     """An nnUNet_IAC_* environment variable holds a value nnunet-iac cannot use."""
 
 
+def parse_int(variable: str, raw: str, default: int) -> int:
+    """The whole number an environment variable holds, or a SettingsError that says how to fix it."""
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{variable}={raw!r} is not an integer. Set it to a whole number, "
+                            f"or unset it to use the default {default}.") from None
+
+
 @dataclass(frozen=True)
 class IACSettings:
     epochs: int = 200
@@ -53,11 +62,7 @@ class IACSettings:
             if raw is None or raw == "":
                 continue
             if f.type in ("int", int):
-                try:
-                    values[f.name] = int(raw)
-                except ValueError:
-                    raise SettingsError(f"{PREFIX}{f.name}={raw!r} is not an integer. Set it to a whole number, "
-                                        f"or unset it to use the default {f.default}.") from None
+                values[f.name] = parse_int(PREFIX + f.name, raw, f.default)
             else:
                 values[f.name] = raw
         settings = cls(**values)

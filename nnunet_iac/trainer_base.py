@@ -9,6 +9,7 @@ from os.path import join
 
 import torch
 import torch.distributed as dist
+from nnunetv2.paths import nnUNet_results
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_iac.atomic_io import atomic_write_json
@@ -17,7 +18,7 @@ from nnunet_iac.base_model import (check_base_matches, default_base_folder, load
 from nnunet_iac.checkpointing import IAC_KEY, atomic_torch_save, nnunet_checkpoint, safe_load, unwrap
 from nnunet_iac.determinism import seed_epoch
 from nnunet_iac.implant import cell_parameters, count_parameters, freeze_base
-from nnunet_iac.settings import IACSettings
+from nnunet_iac.settings import PREFIX, IACSettings
 
 SETTINGS_FILE = "iac_settings.json"
 
@@ -40,13 +41,10 @@ def refuse_distributed(trainer_name: str) -> None:
             f"GPU (drop -num_gpus); the cells are small, one GPU is enough.")
 
 
-def nnunet_results_dir() -> str:
-    from nnunetv2.paths import nnUNet_results
-
-    return str(nnUNet_results)
-
-
 class nnUNetTrainerIACBase(nnUNetTrainer):
+    #: the IACSettings field that, when 0, skips nnU-Net's final validation of this trainer
+    validation_setting = ""
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         refuse_distributed(self.__class__.__name__)
@@ -56,7 +54,7 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
             raise OutputFolderError(
                 f"nnU-Net cannot write the output folder of {self.__class__.__name__} "
                 f"({getattr(e, 'filename', None) or e}): {e.strerror or e}. Point nnUNet_results at a writable "
-                f"folder (it is read as {nnunet_results_dir()}).") from e
+                f"folder (it is read as {nnUNet_results}).") from e
         self.iac_settings = IACSettings.from_env()
         self.num_epochs = self.iac_settings.epochs
         self.num_iterations_per_epoch = self.iac_settings.iterations_per_epoch
@@ -73,8 +71,6 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
         self.load_base()
 
     def load_base(self) -> None:
-        from nnunetv2.paths import nnUNet_results
-
         folder = default_base_folder(nnUNet_results, self.plans_manager.dataset_name,
                                      self.plans_manager.plans_name, self.configuration_name)
         path = resolve_base_checkpoint(folder, self.fold, self.iac_settings.base)
@@ -96,6 +92,13 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
         if self.local_rank == 0:
             atomic_write_json(join(self.output_folder, SETTINGS_FILE),
                               {**self.iac_settings.to_dict(), "base_checkpoint": str(self.base_checkpoint)})
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        if self.validation_setting and not getattr(self.iac_settings, self.validation_setting):
+            self.print_to_log_file(f"Skipping nnU-Net's final validation ({PREFIX}{self.validation_setting}=0); "
+                                   f"unset it and run nnUNetv2_train ... --val to validate later.")
+            return
+        super().perform_actual_validation(save_probabilities)
 
     def iac_state(self) -> dict:
         """Extra state saved with every checkpoint under the 'iac' key."""

@@ -15,6 +15,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_iac.checkpointing import safe_load
+from nnunet_iac.settings import parse_int
 
 PREFIX = "nnUNet_BENCH_"
 
@@ -23,10 +24,7 @@ def _setting(name: str, default: int) -> int:
     raw = os.environ.get(PREFIX + name, "")
     if raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{PREFIX}{name}={raw!r} is not a whole number.") from None
+    value = parse_int(PREFIX + name, raw, default)
     if value < 0:
         raise ValueError(f"{PREFIX}{name}={value} must not be negative.")
     return value
