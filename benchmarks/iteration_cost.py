@@ -20,7 +20,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunet_iac.cells import implant_search_cells
 from nnunet_iac.implant import architecture_parameters, cell_parameters, freeze_base
 from nnunet_iac.reference_networks import hippocampus_2d_unet
-from nnunet_iac.search_optimizers import architecture_optimizer, cell_optimizer
+from nnunet_iac.optimizers import architecture_optimizer, cell_optimizer
 from nnunet_iac.search_step import architecture_step, gradients_only_for
 
 

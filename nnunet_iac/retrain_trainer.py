@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 from nnunetv2.paths import nnUNet_results
-from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_iac.checkpointing import unwrap
 from nnunet_iac.implant import cell_parameters
 from nnunet_iac.implanted_network import base_architecture_of
+from nnunet_iac.optimizers import retrain_optimizer
 from nnunet_iac.retrain_setup import (check_genotype_fits, check_no_conflicting_fold, default_genotype_path,
                                       load_retrain_genotype, plans_with_cells)
 from nnunet_iac.settings import IACSettings
@@ -47,10 +47,9 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
         self.genotype = genotype
 
     def configure_optimizers(self):
-        """nnU-Net's own optimizer and schedule (paper: Stage III as Stage I), over the cell weights only."""
-        optimizer = torch.optim.SGD(cell_parameters(unwrap(self.network)), self.initial_lr,
-                                    weight_decay=self.weight_decay, momentum=0.99, nesterov=True)
-        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
+        """The cell weights only, with nnUNet_IAC_retrain_optimizer (see nnunet_iac.optimizers)."""
+        return retrain_optimizer(self.iac_settings.retrain_optimizer, cell_parameters(unwrap(self.network)),
+                                 self.initial_lr, self.weight_decay, self.num_epochs)
 
     def on_train_start(self):
         super().on_train_start()

@@ -24,7 +24,7 @@ from nnunet_iac.plots import draw_genotype, plot_operation_weights
 from nnunet_iac.schedules import CosineLRScheduler
 from nnunet_iac.search_history import EpochRecord, SearchHistory, alpha_entropy, parameter_free_ops
 from nnunet_iac.search_split import load_or_create_split
-from nnunet_iac.search_optimizers import CELL_LR, architecture_optimizer, cell_optimizer
+from nnunet_iac.optimizers import CELL_LR, architecture_optimizer, cell_optimizer
 from nnunet_iac.search_step import architecture_step, gradients_only_for
 from nnunet_iac.settings import IACSettings
 from nnunet_iac.trainer_base import nnUNetTrainerIACBase

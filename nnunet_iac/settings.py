@@ -12,6 +12,7 @@ from typing import Mapping
 
 from nnunet_iac.cells import CellOptions
 from nnunet_iac.implant import MODES
+from nnunet_iac.optimizers import RETRAIN_OPTIMIZERS
 
 PREFIX = "nnUNet_IAC_"
 
@@ -40,6 +41,7 @@ class IACSettings:
     k: int = 4
     width_divisor: int = 4
     mode: str = "residual"
+    retrain_optimizer: str = "adam"
     base: str = ""
     genotype: str = ""
     search_validation: int = 1
@@ -78,3 +80,6 @@ class IACSettings:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be >= {low}.")
         if self.mode not in MODES:
             raise SettingsError(f"{PREFIX}mode={self.mode!r} is not a mode; use one of {', '.join(MODES)}.")
+        if self.retrain_optimizer not in RETRAIN_OPTIMIZERS:
+            raise SettingsError(f"{PREFIX}retrain_optimizer={self.retrain_optimizer!r} is not an optimizer; use one "
+                                f"of {', '.join(RETRAIN_OPTIMIZERS)}.")

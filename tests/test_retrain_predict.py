@@ -55,6 +55,15 @@ def test_base_tensors_in_the_retrained_checkpoint_equal_the_base(retrained):
     assert any(".iac_cells." in k for k in weights)
 
 
+def test_cells_were_retrained_with_the_default_optimizer(retrained):
+    """Default nnUNet_IAC_retrain_optimizer=adam: AdamW state, and the zero-initialized projections moved."""
+    checkpoint = safe_load(retrained["model"] / "fold_0" / "checkpoint_final.pth")
+    group = checkpoint["optimizer_state"]["param_groups"][0]
+    assert group["amsgrad"] is True and "momentum" not in group
+    projections = [v for k, v in checkpoint["network_weights"].items() if k.endswith("output_projection.weight")]
+    assert projections and all(v.abs().max() > 0 for v in projections)
+
+
 def test_nnunet_predict_gives_one_segmentation_per_input_with_its_geometry(retrained, workspace, tmp_path):
     images = workspace.root / "raw" / DATASET / "imagesTs"
     out = tmp_path / "pred"

@@ -127,7 +127,7 @@ def test_alpha_follows_tiny_gradients_from_its_initial_ones():
     """Alpha gradients on a trained base are ~1e-6; starting from ones, weight decay would drown them."""
     from nnunet_iac.architecture_parameters import ArchitectureParameters
     from nnunet_iac.cell_topology import CellTopology
-    from nnunet_iac.search_optimizers import ARCH_LR, architecture_optimizer
+    from nnunet_iac.optimizers import ARCH_LR, architecture_optimizer
 
     arch = ArchitectureParameters(CellTopology(), num_operations=8)
     optimizer = architecture_optimizer(arch.parameters())
@@ -141,3 +141,17 @@ def test_alpha_follows_tiny_gradients_from_its_initial_ones():
     spread = arch.alpha[:, 3] - arch.alpha[:, :3].max(dim=1).values
     assert torch.all(spread > 10 * ARCH_LR)
     assert torch.all(arch.operation_weights().argmax(dim=1) == 3)
+
+
+def test_retrain_optimizer_is_chosen_by_name_with_a_clear_error():
+    from nnunet_iac.optimizers import retrain_optimizer
+
+    weights = [torch.nn.Parameter(torch.zeros(3))]
+    adam, schedule = retrain_optimizer("adam", weights, 0.01, 3e-5, epochs=4)
+    assert isinstance(adam, torch.optim.AdamW) and adam.param_groups[0]["lr"] == pytest.approx(1e-3)
+    schedule.step(2)
+    assert adam.param_groups[0]["lr"] < 1e-3
+    sgd, _ = retrain_optimizer("sgd", weights, 0.01, 3e-5, epochs=4)
+    assert sgd.param_groups[0]["momentum"] == 0.99 and sgd.param_groups[0]["lr"] == pytest.approx(0.01)
+    with pytest.raises(SettingsError, match="nnUNet_IAC_retrain_optimizer='rmsprop' is not an optimizer"):
+        IACSettings.from_env({"nnUNet_IAC_retrain_optimizer": "rmsprop"})

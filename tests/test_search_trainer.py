@@ -7,7 +7,7 @@ import torch
 from nnunet_iac.checkpointing import safe_load
 from nnunet_iac.genotype import Genotype
 from nnunet_iac.implant import is_base_key
-from nnunet_iac.search_optimizers import CELL_MOMENTUM
+from nnunet_iac.optimizers import CELL_MOMENTUM
 from nnunet_workspace import DATASET_ID
 
 pytestmark = pytest.mark.integration
