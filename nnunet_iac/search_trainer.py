@@ -20,11 +20,11 @@ from nnunet_iac.checkpointing import unwrap
 from nnunet_iac.data_loading import make_training_loader, shut_down
 from nnunet_iac.genotype import derive_genotype
 from nnunet_iac.implant import architecture_parameters, cell_parameters
+from nnunet_iac.optimizers import CELL_LR, architecture_optimizer, cell_optimizer
 from nnunet_iac.plots import draw_genotype, plot_operation_weights
 from nnunet_iac.schedules import CosineLRScheduler
 from nnunet_iac.search_history import EpochRecord, SearchHistory, alpha_entropy, parameter_free_ops
 from nnunet_iac.search_split import load_or_create_split
-from nnunet_iac.optimizers import CELL_LR, architecture_optimizer, cell_optimizer
 from nnunet_iac.search_step import architecture_step, gradients_only_for
 from nnunet_iac.settings import IACSettings
 from nnunet_iac.trainer_base import nnUNetTrainerIACBase
