@@ -18,16 +18,9 @@ import json
 import statistics
 from pathlib import Path
 
-
-from nnunet_iac.checkpointing import safe_load
 from nnunet_iac.genotype import Genotype
 from nnunet_iac.implant import is_base_key
 from nnunet_iac.summary import model_folder_parameters
-
-
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint of one of the benchmark's runs, read weights-only (never runs code stored in it)."""
-    return safe_load(path)
 
 
 def epoch_seconds(checkpoint: dict) -> list[float]:
@@ -37,9 +30,8 @@ def epoch_seconds(checkpoint: dict) -> list[float]:
 
 def seconds_per_iteration(checkpoint: dict, iterations_per_epoch: int, first_epoch: int = 0) -> float | None:
     """Median epoch time / iterations over epochs >= max(first_epoch, 1); None if no such epoch."""
-    seconds = epoch_seconds(checkpoint)[max(first_epoch, 1):]
-    if not seconds:
-        seconds = epoch_seconds(checkpoint)[first_epoch:]
+    every_epoch = epoch_seconds(checkpoint)
+    seconds = every_epoch[max(first_epoch, 1):] or every_epoch[first_epoch:]
     return statistics.median(seconds) / iterations_per_epoch if seconds else None
 
 

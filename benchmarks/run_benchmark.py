@@ -22,6 +22,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from nnunet_iac.checkpointing import safe_load  # noqa: E402
 from nnunet_iac.genotype import Genotype  # noqa: E402
 from nnunet_iac.summary import label_names, read_dice  # noqa: E402
 from nnunet_iac.trainer_path import ext_trainer_value  # noqa: E402
@@ -83,7 +84,7 @@ class Benchmark:
         self.args = args
         self.out = Path(args.out).expanduser().resolve()
         self.source = datasets.identify(args.dataset)
-        self.budget = self._budget(args)
+        self.budget = self._budget(args, self.source.name)
         self.seeds = [FIRST_SEED + i for i in range(args.seeds)]
         self.env = subprocess_env(self.out)
         self.raw = self.out / "nnUNet_raw" / self.source.name
@@ -92,9 +93,8 @@ class Benchmark:
         self.predictions = self.out / "predictions"
 
     @staticmethod
-    def _budget(args) -> Budget:
-        source = datasets.identify(args.dataset)
-        budget = profile_for(source.name, args.smoke).with_overrides(
+    def _budget(args, dataset_name: str) -> Budget:
+        budget = profile_for(dataset_name, args.smoke).with_overrides(
             batch_size=args.batch_size, patch_size=parse_patch(args.patch_size),
             iterations_per_epoch=args.iterations_per_epoch, val_iterations_per_epoch=args.val_iterations_per_epoch,
             base_epochs=args.base_epochs, search_epochs=args.search_epochs, warmup_epochs=args.warmup_epochs,
@@ -170,8 +170,9 @@ class Benchmark:
 
     def collect(self, runner, dice, batches, config, validation, test, test_given) -> dict:
         first = self.seeds[0]
-        base_ckpt = measures.load_checkpoint(BASE.fold(self.results) / "checkpoint_final.pth")
-        search_ckpt = measures.load_checkpoint(search_arm(first).fold(self.results) / "checkpoint_final.pth")
+        # weights-only reads: never run code stored in a checkpoint
+        base_ckpt = safe_load(BASE.fold(self.results) / "checkpoint_final.pth")
+        search_ckpt = safe_load(search_arm(first).fold(self.results) / "checkpoint_final.pth")
         iterations = self.budget.iterations_per_epoch
         base_iteration = measures.seconds_per_iteration(base_ckpt, iterations)
         search_iteration = measures.seconds_per_iteration(search_ckpt, iterations, self.budget.warmup_epochs)

@@ -65,7 +65,7 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
         return implant_search_cells(base, IACSettings.from_env().cell_options)
 
     def configure_optimizers(self):
-        """Cell weights: SGD lr 0.01 with a cosine schedule (paper 4.2.2), momentum as nnU-Net (see search_optimizers)."""
+        """Cell weights: SGD lr 0.01 with a cosine schedule (paper 4.2.2), momentum as nnU-Net (see optimizers)."""
         optimizer = cell_optimizer(cell_parameters(unwrap(self.network)))
         return optimizer, CosineLRScheduler(optimizer, CELL_LR, self.num_epochs)
 

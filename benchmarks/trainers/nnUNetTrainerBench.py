@@ -14,7 +14,7 @@ import os
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_iac.checkpointing import safe_load
+from nnunet_iac.checkpointing import safe_load, unwrap
 from nnunet_iac.settings import parse_int
 
 PREFIX = "nnUNet_BENCH_"
@@ -65,7 +65,6 @@ class nnUNetTrainerBenchControl(nnUNetTrainerBench):
             raise FileNotFoundError(f"{PREFIX}initial_checkpoint={path!r} is not a checkpoint file; set it to the "
                                     f"base arm's fold_X/checkpoint_final.pth.")
         checkpoint = safe_load(path, map_location=self.device)  # weights-only, as nnunet-iac reads bases
-        network = self.network.module if self.is_ddp else self.network
-        network.load_state_dict(checkpoint["network_weights"], strict=True)
+        unwrap(self.network).load_state_dict(checkpoint["network_weights"], strict=True)
         self.print_to_log_file(f"Control arm: all {len(checkpoint['network_weights'])} tensors of {path} loaded "
                                f"(heads included); fine-tuning every weight.")
