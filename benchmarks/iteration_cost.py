@@ -1,8 +1,9 @@
 """Time one search iteration (alpha/beta step + cell step) against one plain nnU-Net training step.
 
-Same network (the Hippocampus 2d U-Net), same batch, same loss (nnU-Net's Dice+CE with deep
+Same network (nnU-Net's Hippocampus 2d or 3d_fullres U-Net), same batch, same loss (nnU-Net's Dice+CE with deep
 supervision), on whatever device is given. Usage:
-    python benchmarks/iteration_cost.py --batch 32 --iterations 10 [--device cuda]
+    python -m benchmarks.iteration_cost --batch 32 --iterations 10 [--device cuda]
+    python -m benchmarks.iteration_cost --dim 3 --batch 6 --iterations 3
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
 from nnunet_iac.cells import implant_search_cells
 from nnunet_iac.implant import architecture_parameters, cell_parameters, freeze_base
-from nnunet_iac.reference_networks import hippocampus_2d_unet
+from nnunet_iac.reference_networks import hippocampus_2d_unet, hippocampus_3d_unet
 from nnunet_iac.optimizers import architecture_optimizer, cell_optimizer
 from nnunet_iac.search_step import architecture_step, gradients_only_for
 
@@ -32,10 +33,15 @@ def make_loss():
     return DeepSupervisionWrapper(loss, weights / weights.sum())
 
 
-def make_batch(batch, device):
-    data = torch.randn(batch, 1, 56, 40, device=device)
-    seg = torch.randint(0, 3, (batch, 1, 56, 40), device=device).float()
-    return {"data": data, "target": [seg, seg[:, :, ::2, ::2], seg[:, :, ::4, ::4]]}
+PATCH = {2: (56, 40), 3: (40, 56, 40)}
+
+
+def make_batch(batch, device, dim=2):
+    data = torch.randn(batch, 1, *PATCH[dim], device=device)
+    seg = torch.randint(0, 3, (batch, 1, *PATCH[dim]), device=device).float()
+    def every(step):
+        return seg[(slice(None), slice(None)) + (slice(None, None, step),) * dim]
+    return {"data": data, "target": [seg, every(2), every(4)]}
 
 
 def timed(fn, iterations, device):
@@ -56,12 +62,15 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dim", type=int, choices=(2, 3), default=2)
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the parts: base and supernet forward, alpha/beta step, cell step")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
     loss = make_loss()
-    base = hippocampus_2d_unet().to(device)
-    batch = make_batch(args.batch, device)
+    base = (hippocampus_2d_unet() if args.dim == 2 else hippocampus_3d_unet()).to(device)
+    batch = make_batch(args.batch, device, args.dim)
 
     plain_opt = torch.optim.SGD(base.parameters(), 0.01, momentum=0.99, nesterov=True)
 
@@ -74,18 +83,34 @@ def main():
     arch, cells = architecture_parameters(supernet), cell_parameters(supernet)
     arch_opt, cell_opt = architecture_optimizer(arch), cell_optimizer(cells)
 
-    def search_iteration():
+    def architecture_update():
         with gradients_only_for(arch, cells):
             architecture_step(supernet, loss, batch, arch_opt, device)
+
+    def cell_update():
         with gradients_only_for(cells, arch):
             cell_opt.zero_grad(set_to_none=True)
             loss(supernet(batch["data"]), batch["target"]).backward()
             cell_opt.step()
 
+    def search_iteration():
+        architecture_update()
+        cell_update()
+
     plain = timed(plain_step, args.iterations, device)
     search = timed(search_iteration, args.iterations, device)
-    print(json.dumps({"device": str(device), "batch": args.batch, "plain_step_s": round(plain, 4),
-                      "search_iteration_s": round(search, 4), "ratio": round(search / plain, 3)}))
+    result = {"device": str(device), "dim": args.dim, "batch": args.batch, "plain_step_s": round(plain, 4),
+              "search_iteration_s": round(search, 4), "ratio": round(search / plain, 3)}
+    if args.breakdown:
+        def forward_only(network):
+            def run():
+                with torch.no_grad():
+                    network(batch["data"])
+            return run
+        parts = {"base_forward_s": forward_only(base), "supernet_forward_s": forward_only(supernet),
+                 "architecture_step_s": architecture_update, "cell_step_s": cell_update}
+        result.update({name: round(timed(fn, args.iterations, device), 4) for name, fn in parts.items()})
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

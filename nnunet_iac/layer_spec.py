@@ -14,6 +14,8 @@ from dynamic_network_architectures.building_blocks.helper import (
 )
 from torch import nn
 
+from nnunet_iac.depthwise_conv import depthwise_conv_op
+
 
 @dataclass(frozen=True)
 class LayerSpec:
@@ -44,6 +46,12 @@ class LayerSpec:
         padding = dilation * (kernel_size - 1) // 2
         return self.conv_op(in_channels, out_channels, kernel_size, stride=1, padding=padding,
                             dilation=dilation, groups=groups, bias=bias)
+
+    def depthwise_conv(self, channels: int, kernel_size: int, dilation: int = 1) -> nn.Module:
+        """A size-keeping depthwise convolution of ``channels`` channels (fast CPU backward, see depthwise_conv)."""
+        padding = dilation * (kernel_size - 1) // 2
+        return depthwise_conv_op(self.conv_op)(channels, channels, kernel_size, stride=1, padding=padding,
+                                               dilation=dilation, groups=channels, bias=False)
 
     def norm(self, channels: int) -> nn.Module:
         if self.norm_op is None:

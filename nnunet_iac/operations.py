@@ -31,7 +31,7 @@ def _depthwise_pointwise(spec: LayerSpec, channels: int, edges: int, kernel_size
     total = channels * edges
     return [
         spec.activation(),
-        spec.conv(total, total, kernel_size, dilation=dilation, groups=total),
+        spec.depthwise_conv(total, kernel_size, dilation),
         spec.conv(total, total, 1, groups=edges),
         spec.norm(total),
     ]

@@ -53,3 +53,31 @@ def test_adding_an_operation_is_one_registry_entry(monkeypatch):
     net = implant_search_cells(tiny_plain_unet())
     assert net.decoder.iac_architecture.alpha.shape[1] == len(OPERATIONS)
     assert net(torch.randn(1, 1, 32, 32))[0].shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("kernel_size,dilation", [(3, 1), (5, 1), (5, 2)])
+def test_depthwise_conv_computes_what_the_base_conv_computes(dim, kernel_size, dilation):
+    fast = LayerSpec(nn.Conv2d if dim == 2 else nn.Conv3d).depthwise_conv(6, kernel_size, dilation)
+    plain = (nn.Conv2d if dim == 2 else nn.Conv3d)(6, 6, kernel_size, padding=dilation * (kernel_size - 1) // 2,
+                                                  dilation=dilation, groups=6, bias=False)
+    assert isinstance(fast, type(plain)) and type(fast) is not type(plain)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 6, *([11] * dim), requires_grad=True)
+    grad = torch.randn(2, 6, *([11] * dim))
+    y_fast = fast(x)
+    assert y_fast.is_contiguous()
+    (dx_fast,) = torch.autograd.grad(y_fast, x, grad)
+    fast_weight_grad = torch.autograd.grad(fast(x), fast.weight, grad)[0]
+    y_plain = plain(x)
+    (dx_plain,) = torch.autograd.grad(y_plain, x, grad)
+    plain_weight_grad = torch.autograd.grad(plain(x), plain.weight, grad)[0]
+    torch.testing.assert_close(y_fast, y_plain, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(dx_fast, dx_plain, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fast_weight_grad, plain_weight_grad, rtol=1e-4, atol=1e-4)
+
+
+def test_separable_conv_keeps_its_state_dict_keys():
+    op = build_operation("sep_conv_5x5", spec(2), 8)
+    assert list(op.state_dict()) == ["1.weight", "2.weight", "3.weight", "3.bias", "5.weight", "6.weight",
+                                     "7.weight", "7.bias"]
