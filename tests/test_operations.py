@@ -75,6 +75,8 @@ def test_depthwise_conv_computes_what_the_base_conv_computes(dim, kernel_size, d
     torch.testing.assert_close(y_fast, y_plain, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(dx_fast, dx_plain, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(fast_weight_grad, plain_weight_grad, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), y_plain, rtol=1e-4, atol=1e-5)
 
 
 def test_separable_conv_keeps_its_state_dict_keys():
