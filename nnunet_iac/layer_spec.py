@@ -14,6 +14,7 @@ from dynamic_network_architectures.building_blocks.helper import (
 )
 from torch import nn
 
+from nnunet_iac.channel_norm import channel_norm_op
 from nnunet_iac.depthwise_conv import depthwise_conv_op
 
 
@@ -56,7 +57,7 @@ class LayerSpec:
     def norm(self, channels: int) -> nn.Module:
         if self.norm_op is None:
             return nn.Identity()
-        return self.norm_op(channels, **self.norm_op_kwargs)
+        return channel_norm_op(self.norm_op)(channels, **self.norm_op_kwargs)
 
     def activation(self) -> nn.Module:
         """Never in-place: a cell feeds one node's features to several edges."""

@@ -83,3 +83,34 @@ def test_separable_conv_keeps_its_state_dict_keys():
     op = build_operation("sep_conv_5x5", spec(2), 8)
     assert list(op.state_dict()) == ["1.weight", "2.weight", "3.weight", "3.bias", "5.weight", "6.weight",
                                      "7.weight", "7.bias"]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("affine", [True, False])
+def test_cell_norm_computes_what_instance_norm_computes(dim, affine):
+    instance_norm = nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d
+    fast = LayerSpec(nn.Conv2d if dim == 2 else nn.Conv3d, instance_norm, {"eps": 1e-5, "affine": affine}).norm(6)
+    plain = instance_norm(6, eps=1e-5, affine=affine)
+    assert isinstance(fast, instance_norm) and type(fast) is not instance_norm
+    if affine:
+        with torch.no_grad():
+            fast.weight.uniform_(0.5, 1.5)
+            fast.bias.uniform_(-0.5, 0.5)
+    plain.load_state_dict(fast.state_dict())
+    assert list(fast.state_dict()) == list(plain.state_dict())
+    x = torch.randn(3, 6, *([7] * dim), requires_grad=True)
+    grad = torch.randn(3, 6, *([7] * dim))
+    y_fast, y_plain = fast(x), plain(x)
+    torch.testing.assert_close(y_fast, y_plain, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.autograd.grad(y_fast, x, grad)[0], torch.autograd.grad(y_plain, x, grad)[0],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_cell_norm_with_running_statistics_keeps_instance_norms_own_forward():
+    fast = LayerSpec(nn.Conv2d, nn.InstanceNorm2d, {"affine": True, "track_running_stats": True}).norm(4)
+    plain = nn.InstanceNorm2d(4, affine=True, track_running_stats=True)
+    x = torch.randn(2, 4, 5, 5) * 3 + 1
+    fast(x), plain(x)
+    fast.eval(), plain.eval()
+    torch.testing.assert_close(fast(x), plain(x))
+    torch.testing.assert_close(fast.running_mean, plain.running_mean)
