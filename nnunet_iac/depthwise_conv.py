@@ -3,7 +3,7 @@
 The cells' separable and dilated operations are depthwise convolutions. In PyTorch's default
 (contiguous) layout their CPU backward pass is slow for any kernel but an undilated 3x3: measured on
 2 cores, the fwd+bwd of a 5x5x5 depthwise conv on 9x8x40x56x40 took 2.69 s contiguous and 0.25 s
-channels-last, a 5x5 one on 32x8x56x40 12.9 ms vs 2.9 ms. Converting around the convolution costs
+channels-last; the backward alone of a 5x5 one on 32x8x56x40 12.9 ms vs 2.9 ms. Converting around the convolution costs
 two copies, far less; without gradients (prediction) the default layout is as fast and the copies
 are skipped. Subclassing the base's conv class keeps the parameter names, so state_dict keys,
 checkpoints and nnU-Net's weight initialization stay as they are. On other devices nothing changes.

@@ -42,17 +42,16 @@ class LayerSpec:
         return convert_conv_op_to_dim(self.conv_op)
 
     def conv(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1,
-             groups: int = 1, bias: bool = False) -> nn.Module:
-        """A stride-1 convolution whose padding keeps the spatial size."""
+             groups: int = 1, bias: bool = False, conv_op: type[nn.Module] | None = None) -> nn.Module:
+        """A stride-1 convolution whose padding keeps the spatial size (``conv_op``: a subclass of the base's)."""
         padding = dilation * (kernel_size - 1) // 2
-        return self.conv_op(in_channels, out_channels, kernel_size, stride=1, padding=padding,
-                            dilation=dilation, groups=groups, bias=bias)
+        return (conv_op or self.conv_op)(in_channels, out_channels, kernel_size, stride=1, padding=padding,
+                                         dilation=dilation, groups=groups, bias=bias)
 
     def depthwise_conv(self, channels: int, kernel_size: int, dilation: int = 1) -> nn.Module:
         """A size-keeping depthwise convolution of ``channels`` channels (fast CPU backward, see depthwise_conv)."""
-        padding = dilation * (kernel_size - 1) // 2
-        return depthwise_conv_op(self.conv_op)(channels, channels, kernel_size, stride=1, padding=padding,
-                                               dilation=dilation, groups=channels, bias=False)
+        return self.conv(channels, channels, kernel_size, dilation, groups=channels,
+                         conv_op=depthwise_conv_op(self.conv_op))
 
     def norm(self, channels: int) -> nn.Module:
         if self.norm_op is None:

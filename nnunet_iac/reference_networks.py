@@ -26,26 +26,25 @@ def _ops(dim: int):
     raise ValueError(f"dim must be 2 or 3, got {dim}")
 
 
-def hippocampus_2d_unet(deep_supervision: bool = True) -> PlainConvUNet:
-    """The network nnU-Net plans for MSD Task04 Hippocampus, configuration 2d (patch 56x40)."""
+def _hippocampus_unet(dim: int, deep_supervision: bool) -> PlainConvUNet:
+    conv_op, norm_op = _ops(dim)
     return PlainConvUNet(
-        input_channels=1, n_stages=4, features_per_stage=[32, 64, 128, 256], conv_op=nn.Conv2d,
-        kernel_sizes=[[3, 3]] * 4, strides=[[1, 1], [2, 2], [2, 2], [2, 2]], n_conv_per_stage=[2] * 4,
-        num_classes=3, n_conv_per_stage_decoder=[2] * 3, conv_bias=True, norm_op=nn.InstanceNorm2d,
+        input_channels=1, n_stages=4, features_per_stage=[32, 64, 128, 256], conv_op=conv_op,
+        kernel_sizes=[[3] * dim] * 4, strides=[[1] * dim] + [[2] * dim] * 3, n_conv_per_stage=[2] * 4,
+        num_classes=3, n_conv_per_stage_decoder=[2] * 3, conv_bias=True, norm_op=norm_op,
         norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True},
         deep_supervision=deep_supervision,
     )
 
 
+def hippocampus_2d_unet(deep_supervision: bool = True) -> PlainConvUNet:
+    """The network nnU-Net plans for MSD Task04 Hippocampus, configuration 2d (patch 56x40)."""
+    return _hippocampus_unet(2, deep_supervision)
+
+
 def hippocampus_3d_unet(deep_supervision: bool = True) -> PlainConvUNet:
     """The network nnU-Net plans for MSD Task04 Hippocampus, configuration 3d_fullres (patch 40x56x40)."""
-    return PlainConvUNet(
-        input_channels=1, n_stages=4, features_per_stage=[32, 64, 128, 256], conv_op=nn.Conv3d,
-        kernel_sizes=[[3, 3, 3]] * 4, strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]],
-        n_conv_per_stage=[2] * 4, num_classes=3, n_conv_per_stage_decoder=[2] * 3, conv_bias=True,
-        norm_op=nn.InstanceNorm3d, norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU,
-        nonlin_kwargs={"inplace": True}, deep_supervision=deep_supervision,
-    )
+    return _hippocampus_unet(3, deep_supervision)
 
 
 def tiny_plain_unet(dim: int = 2, deep_supervision: bool = True, n_stages: int = 4) -> PlainConvUNet:

@@ -67,11 +67,9 @@ def test_depthwise_conv_computes_what_the_base_conv_computes(dim, kernel_size, d
     grad = torch.randn(2, 6, *([11] * dim))
     y_fast = fast(x)
     assert y_fast.is_contiguous()
-    (dx_fast,) = torch.autograd.grad(y_fast, x, grad)
-    fast_weight_grad = torch.autograd.grad(fast(x), fast.weight, grad)[0]
+    dx_fast, fast_weight_grad = torch.autograd.grad(y_fast, (x, fast.weight), grad)
     y_plain = plain(x)
-    (dx_plain,) = torch.autograd.grad(y_plain, x, grad)
-    plain_weight_grad = torch.autograd.grad(plain(x), plain.weight, grad)[0]
+    dx_plain, plain_weight_grad = torch.autograd.grad(y_plain, (x, plain.weight), grad)
     torch.testing.assert_close(y_fast, y_plain, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(dx_fast, dx_plain, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(fast_weight_grad, plain_weight_grad, rtol=1e-4, atol=1e-4)
