@@ -40,12 +40,14 @@ def architecture_optimizer(parameters: Iterable[torch.nn.Parameter]) -> torch.op
 
 
 def retrain_optimizer(name: str, parameters: Iterable[torch.nn.Parameter], nnunet_lr: float, weight_decay: float,
-                      epochs: int) -> tuple[torch.optim.Optimizer, PolyLRScheduler]:
-    """The cells' optimizer of Stage III and nnU-Net's poly schedule over ``epochs``."""
+                      epochs: int, lr: float = 0.0) -> tuple[torch.optim.Optimizer, PolyLRScheduler]:
+    """The cells' optimizer of Stage III and nnU-Net's poly schedule over ``epochs``; ``lr`` 0 keeps the
+    optimizer's default (Adam 1e-3, SGD nnU-Net's initial lr)."""
     if name == "adam":
-        optimizer = torch.optim.AdamW(parameters, RETRAIN_ADAM_LR, weight_decay=weight_decay, amsgrad=True)
+        optimizer = torch.optim.AdamW(parameters, lr or RETRAIN_ADAM_LR, weight_decay=weight_decay, amsgrad=True)
     elif name == "sgd":
-        optimizer = torch.optim.SGD(parameters, nnunet_lr, weight_decay=weight_decay, momentum=0.99, nesterov=True)
+        optimizer = torch.optim.SGD(parameters, lr or nnunet_lr, weight_decay=weight_decay, momentum=0.99,
+                                    nesterov=True)
     else:
         raise ValueError(f"Unknown retrain optimizer {name!r}; use one of {', '.join(RETRAIN_OPTIMIZERS)}.")
     return optimizer, PolyLRScheduler(optimizer, optimizer.param_groups[0]["lr"], epochs)

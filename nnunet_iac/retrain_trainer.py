@@ -49,7 +49,7 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
     def configure_optimizers(self):
         """The cell weights only, with nnUNet_IAC_retrain_optimizer (see nnunet_iac.optimizers)."""
         return retrain_optimizer(self.iac_settings.retrain_optimizer, cell_parameters(unwrap(self.network)),
-                                 self.initial_lr, self.weight_decay, self.num_epochs)
+                                 self.initial_lr, self.weight_decay, self.num_epochs, self.iac_settings.retrain_lr)
 
     def on_train_start(self):
         super().on_train_start()

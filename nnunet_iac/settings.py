@@ -30,6 +30,14 @@ def parse_int(variable: str, raw: str, default: int) -> int:
                             f"or unset it to use the default {default}.") from None
 
 
+def parse_float(variable: str, raw: str, default: float) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{variable}={raw!r} is not a number. Set it to a number such as 0.001, "
+                            f"or unset it to use the default {default}.") from None
+
+
 @dataclass(frozen=True)
 class IACSettings:
     epochs: int = 200
@@ -42,6 +50,7 @@ class IACSettings:
     width_divisor: int = 4
     mode: str = "residual"
     retrain_optimizer: str = "adam"
+    retrain_lr: float = 0.0
     base: str = ""
     genotype: str = ""
     search_validation: int = 1
@@ -65,6 +74,8 @@ class IACSettings:
                 continue
             if f.type in ("int", int):
                 values[f.name] = parse_int(PREFIX + f.name, raw, f.default)
+            elif f.type in ("float", float):
+                values[f.name] = parse_float(PREFIX + f.name, raw, f.default)
             else:
                 values[f.name] = raw
         settings = cls(**values)
@@ -78,6 +89,9 @@ class IACSettings:
         for name, low in minimum.items():
             if getattr(self, name) < low:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be >= {low}.")
+        if not 0 <= self.retrain_lr < float("inf"):
+            raise SettingsError(f"{PREFIX}retrain_lr={self.retrain_lr} must be a positive learning rate, or 0 for "
+                                f"the retrain optimizer's default.")
         if self.mode not in MODES:
             raise SettingsError(f"{PREFIX}mode={self.mode!r} is not a mode; use one of {', '.join(MODES)}.")
         if self.retrain_optimizer not in RETRAIN_OPTIMIZERS:

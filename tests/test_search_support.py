@@ -155,3 +155,19 @@ def test_retrain_optimizer_is_chosen_by_name_with_a_clear_error():
     assert sgd.param_groups[0]["momentum"] == 0.99 and sgd.param_groups[0]["lr"] == pytest.approx(0.01)
     with pytest.raises(SettingsError, match="nnUNet_IAC_retrain_optimizer='rmsprop' is not an optimizer"):
         IACSettings.from_env({"nnUNet_IAC_retrain_optimizer": "rmsprop"})
+
+
+def test_retrain_lr_overrides_either_optimizer_and_refuses_bad_values():
+    from nnunet_iac.optimizers import retrain_optimizer
+
+    weights = [torch.nn.Parameter(torch.zeros(3))]
+    lr = IACSettings.from_env({"nnUNet_IAC_retrain_lr": "3e-3"}).retrain_lr
+    assert lr == pytest.approx(3e-3)
+    for name in ("adam", "sgd"):
+        optimizer, _ = retrain_optimizer(name, weights, 0.01, 3e-5, epochs=4, lr=lr)
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(3e-3)
+    with pytest.raises(SettingsError, match="nnUNet_IAC_retrain_lr='fast' is not a number"):
+        IACSettings.from_env({"nnUNet_IAC_retrain_lr": "fast"})
+    for bad in ("-1e-3", "nan", "inf"):
+        with pytest.raises(SettingsError, match="nnUNet_IAC_retrain_lr"):
+            IACSettings.from_env({"nnUNet_IAC_retrain_lr": bad})
