@@ -20,6 +20,7 @@ from pathlib import Path
 
 from nnunet_iac.genotype import Genotype
 from nnunet_iac.implant import is_base_key
+from nnunet_iac.operations import OPERATIONS, ZERO
 from nnunet_iac.summary import model_folder_parameters
 
 
@@ -78,7 +79,19 @@ def genotype_agreement(genotypes: list[Genotype]) -> dict | None:
         edges.append(same_edges / total)
         ops.append(same_ops / total)
     return {"pairs": len(edges), "edges": statistics.mean(edges), "edges_and_ops": statistics.mean(ops),
-            "identical_genotypes": sum(x == 1.0 for x in ops)}
+            "identical_genotypes": sum(x == 1.0 for x in ops), **chance_agreement(genotypes[0])}
+
+
+def chance_agreement(genotype: Genotype, operations: int = len(OPERATIONS) - 1) -> dict:
+    """The agreement two genotypes of this shape would have if drawn at random: per node, k of its n sources
+    uniformly (expected k*k/n shared) and one of the ``operations`` non-zero operations per edge.
+
+    Agreement means something only above this: many edges are shared by chance (node 2 has only two
+    sources to choose from)."""
+    topology = genotype.topology
+    shared = [len(node) ** 2 / len(topology.node_inputs(i)) for i, node in enumerate(genotype.nodes)]
+    total = sum(len(node) for node in genotype.nodes)
+    return {"chance_edges": sum(shared) / total, "chance_edges_and_ops": sum(shared) / total / operations}
 
 
 def spread(values: list[float]) -> dict | None:

@@ -60,7 +60,8 @@ def seeds_table(results: dict) -> list[str]:
     if agreement:
         lines.append(f"- Genotype agreement over {agreement['pairs']} seed pair(s): same edges (node, source) "
                      f"{agreement['edges']:.1%}, same edges and operations {agreement['edges_and_ops']:.1%}; "
-                     f"{agreement['identical_genotypes']} pair(s) identical.")
+                     f"{agreement['identical_genotypes']} pair(s) identical (genotypes drawn at random would "
+                     f"share {agreement['chance_edges']:.1%} and {agreement['chance_edges_and_ops']:.1%}).")
     for case_set in SETS:
         s = spread.get(case_set)
         if s:

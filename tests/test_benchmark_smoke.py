@@ -120,6 +120,20 @@ def test_genotype_agreement_counts_shared_edges_and_operations():
     assert measures.genotype_agreement([a]) is None
 
 
+def test_chance_agreement_is_the_mean_overlap_of_all_random_genotypes():
+    import itertools
+    from nnunet_iac.operations import OPERATIONS
+
+    a = Genotype(nodes=((("sep_conv_3x3", 0), ("identity", 1)), (("max_pool_3x3", 0), ("dil_conv_3x3", 2))),
+                 concat=(2, 3))
+    pairs = [(x, y) for x in itertools.combinations(range(3), 2) for y in itertools.combinations(range(3), 2)]
+    node_3 = sum(len(set(x) & set(y)) for x, y in pairs) / len(pairs)
+    chance = measures.chance_agreement(a)
+    assert chance["chance_edges"] == pytest.approx((2 + node_3) / 4) and node_3 == pytest.approx(4 / 3)
+    assert chance["chance_edges_and_ops"] == pytest.approx(chance["chance_edges"] / (len(OPERATIONS) - 1))
+    assert measures.genotype_agreement([a, a])["chance_edges"] == chance["chance_edges"]
+
+
 def test_seconds_per_iteration_leaves_out_the_first_epoch_and_the_warmup():
     # epochs of 100, 10, 12, 30 and 40 s
     log = {"epoch_start_timestamps": [0, 100, 110, 122, 152], "epoch_end_timestamps": [100, 110, 122, 152, 192]}
