@@ -82,7 +82,7 @@ def genotype_agreement(genotypes: list[Genotype]) -> dict | None:
             "identical_genotypes": sum(x == 1.0 for x in ops), **chance_agreement(genotypes[0])}
 
 
-def chance_agreement(genotype: Genotype, operations: int = len(OPERATIONS) - 1) -> dict:
+def chance_agreement(genotype: Genotype, operations: int = sum(op != ZERO for op in OPERATIONS)) -> dict:
     """The agreement two genotypes of this shape would have if drawn at random: per node, k of its n sources
     uniformly (expected k*k/n shared) and one of the ``operations`` non-zero operations per edge.
 
