@@ -21,21 +21,22 @@ class SettingsError(ValueError):
     """An nnUNet_IAC_* environment variable holds a value nnunet-iac cannot use."""
 
 
+_NUMBERS = {"int": (int, "an integer", "a whole number"), "float": (float, "a number", "a number such as 0.001")}
+
+
+def parse_number(variable: str, raw: str, default, kind: str = "int"):
+    """The number (``kind`` int or float) an environment variable holds, or a SettingsError that says how
+    to fix it."""
+    convert, what, example = _NUMBERS[kind]
+    try:
+        return convert(raw)
+    except ValueError:
+        raise SettingsError(f"{variable}={raw!r} is not {what}. Set it to {example}, "
+                            f"or unset it to use the default {default}.") from None
+
+
 def parse_int(variable: str, raw: str, default: int) -> int:
-    """The whole number an environment variable holds, or a SettingsError that says how to fix it."""
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{variable}={raw!r} is not an integer. Set it to a whole number, "
-                            f"or unset it to use the default {default}.") from None
-
-
-def parse_float(variable: str, raw: str, default: float) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{variable}={raw!r} is not a number. Set it to a number such as 0.001, "
-                            f"or unset it to use the default {default}.") from None
+    return parse_number(variable, raw, default, "int")
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,9 @@ class IACSettings:
             raw = env.get(PREFIX + f.name)
             if raw is None or raw == "":
                 continue
-            if f.type in ("int", int):
-                values[f.name] = parse_int(PREFIX + f.name, raw, f.default)
-            elif f.type in ("float", float):
-                values[f.name] = parse_float(PREFIX + f.name, raw, f.default)
+            kind = getattr(f.type, "__name__", f.type)
+            if kind in _NUMBERS:
+                values[f.name] = parse_number(PREFIX + f.name, raw, f.default, kind)
             else:
                 values[f.name] = raw
         settings = cls(**values)
