@@ -1,12 +1,14 @@
-"""Pictures of a search: op weights per edge over epochs, and the genotype as a graph (no graphviz)."""
+"""Pictures of a search: op weights per edge over epochs, the signal diagnostics, the genotype as a graph."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from nnunet_iac.atomic_io import atomic_destination  # noqa: E402
 from nnunet_iac.cell_topology import NUM_INPUTS, CellTopology  # noqa: E402
@@ -31,6 +33,56 @@ def plot_operation_weights(records, operation_names, topology: CellTopology, pat
     fig.supylabel("softmax(alpha)")
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_signal(rows: list[dict], path: Path, loss_labels: dict[str, str]) -> None:
+    """Does the training get signal? Gradient SNR per tensor (log scale, 1 = noise floor), projection norm
+    per level, the losses named in ``loss_labels`` and, for a search, alpha's entropy, over the epochs.
+
+    ``rows``: JSON rows (``SearchHistory.to_list()`` or ``signal_history.json``), null where undefined.
+    """
+    if not rows:
+        raise ValueError(f"plot_signal: no epochs to plot into {path}; call it after the first epoch.")
+    epochs = [r["epoch"] for r in rows]
+    panels = [("gradient SNR: ||mean|| / its noise (1 = noise only)", _signal_lines(rows), True),
+              ("output projection norm", _level_lines(rows, "projection_norm", "level"), False),
+              ("loss", {label: _column(rows, key) for key, label in loss_labels.items()}, False)]
+    if "alpha_entropy" in rows[0]:
+        panels.append(("alpha entropy (ln 8 = undecided)", {"mean over edges": _column(rows, "alpha_entropy")},
+                       False))
+    with plt.style.context("default"):  # nnU-Net's progress plot leaves seaborn's large fonts set
+        fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), squeeze=False)
+        for ax, (title, lines, log_scale) in zip(axes.flat, panels):
+            for label, values in lines.items():
+                ax.plot(epochs, values, marker=".", label=label)
+            if log_scale:
+                ax.set_yscale("log")
+                ax.axhline(1.0, color="gray", linestyle="--", label="noise floor")
+            else:
+                ax.ticklabel_format(axis="y", useOffset=False)
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.legend(fontsize=7)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.axis("off")
+        fig.tight_layout()
+        _save(fig, path)
+
+
+def _column(rows: list[dict], key: str) -> list[float]:
+    return [math.nan if r.get(key) is None else r[key] for r in rows]
+
+
+def _level_lines(rows: list[dict], key: str, prefix: str) -> dict[str, list[float]]:
+    levels = max((len(r.get(key) or []) for r in rows), default=0)
+    return {f"{prefix} {level}": [math.nan if not r.get(key) or r[key][level] is None else r[key][level]
+                                  for r in rows] for level in range(levels)}
+
+
+def _signal_lines(rows: list[dict]) -> dict[str, list[float]]:
+    lines = {name: _column(rows, f"snr_{name}") for name in ("alpha", "beta") if f"snr_{name}" in rows[0]}
+    return {**lines, **_level_lines(rows, "snr_projection", "projection level")}
 
 
 def draw_genotype(genotype: Genotype, path: Path, title: str = "") -> None:

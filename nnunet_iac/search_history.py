@@ -1,4 +1,4 @@
-"""Per-epoch record of the search: genotype, op/edge weights, losses, collapse indicators."""
+"""Per-epoch record of the search: genotype, op/edge weights, losses, collapse and signal indicators."""
 from __future__ import annotations
 
 import json
@@ -11,10 +11,21 @@ import torch
 from nnunet_iac.atomic_io import atomic_write_json
 from nnunet_iac.genotype import Genotype
 from nnunet_iac.operations import PARAMETER_FREE
+from nnunet_iac.signal_history import json_number
 
 
 @dataclass
 class EpochRecord:
+    """One search epoch. All losses are the supernet's (nnU-Net's Dice + CE), means over the epoch:
+
+    ``train_loss``: the cell-weight steps on train_search batches (nnU-Net's ``train_losses``);
+    ``arch_loss``: the alpha/beta steps on augmented val_search batches (NaN in warm-up);
+    ``val_loss``: nnU-Net's per-epoch validation, which runs on val_search (nnU-Net's ``val_losses``).
+    The ``snr_*`` / ``projection_norm`` diagnostics (nnunet_iac.signal_monitor) are None in histories
+    written before they existed; ``snr_projection`` and ``projection_norm`` have one value per decoder
+    level, level 0 the lowest resolution.
+    """
+
     epoch: int
     phase: str
     genotype: dict
@@ -26,6 +37,14 @@ class EpochRecord:
     seconds: float
     parameter_free_ops: int
     alpha_entropy: float
+    snr_alpha: float | None = None
+    snr_beta: float | None = None
+    snr_projection: list | None = None
+    projection_norm: list | None = None
+
+
+NUMBER_FIELDS = ("train_loss", "arch_loss", "val_loss", "snr_alpha", "snr_beta", "snr_projection", "projection_norm")
+_NAN_WHEN_NULL = ("train_loss", "arch_loss", "val_loss")
 
 
 def alpha_entropy(op_weights: torch.Tensor) -> float:
@@ -37,11 +56,6 @@ def alpha_entropy(op_weights: torch.Tensor) -> float:
 def parameter_free_ops(genotype: Genotype) -> int:
     """Chosen operations without weights: many of them is the known DARTS collapse."""
     return sum(op in PARAMETER_FREE for op in genotype.operations())
-
-
-def _finite(x) -> float:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 class SearchHistory:
@@ -65,8 +79,8 @@ class SearchHistory:
         rows = []
         for r in self.records:
             row = asdict(r)
-            for key in ("train_loss", "arch_loss", "val_loss"):
-                row[key] = _finite(row[key])
+            for key in NUMBER_FIELDS:
+                row[key] = json_number(row[key])
             rows.append(row)
         return rows
 
@@ -75,7 +89,9 @@ class SearchHistory:
 
     @classmethod
     def from_list(cls, rows: list[dict]) -> "SearchHistory":
-        return cls([EpochRecord(**{k: (float("nan") if v is None else v) for k, v in row.items()}) for row in rows])
+        """Rows written before the signal diagnostics existed get None for them; null losses become NaN."""
+        return cls([EpochRecord(**{k: (math.nan if v is None and k in _NAN_WHEN_NULL else v)
+                                   for k, v in row.items()}) for row in rows])
 
     @classmethod
     def load(cls, path: Path) -> "SearchHistory":

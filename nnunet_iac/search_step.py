@@ -1,7 +1,16 @@
-"""One architecture update (alpha/beta on a val_search batch) and the gradient bookkeeping around it."""
+"""One architecture update (alpha/beta on a val_search batch) and the gradient bookkeeping around it.
+
+Mixed precision as nnU-Net's ``train_step``: fp16 autocast on CUDA only, the loss scaled by a
+GradScaler, gradients unscaled before anyone reads them, steps with inf/NaN gradients skipped by the
+scaler. Without the scaler, alpha/beta gradients (~1e-8 while a residual cell's projection is small)
+flush to zero in fp16 and the search does nothing on a GPU. The architecture step has a GradScaler of
+its own: a scaler's scale and skip decision follow the gradients of the optimizer it steps, and the
+cell weights' gradients overflow and underflow at other scales than alpha/beta's.
+"""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import Callable
 
 import torch
 from nnunetv2.utilities.helpers import dummy_context
@@ -28,19 +37,37 @@ def _to_device(x, device):
     return x.to(device, non_blocking=True)
 
 
+def mixed_precision(device: torch.device):
+    """nnU-Net's rule: autocast (fp16) on CUDA only; CPU autocast is slow and MPS does not support it."""
+    return torch.autocast(device.type, enabled=True) if device.type == "cuda" else dummy_context()
+
+
+def architecture_grad_scaler(device: torch.device) -> torch.amp.GradScaler | None:
+    """The alpha/beta step's own GradScaler on CUDA (as nnU-Net makes one for its step), else None."""
+    return torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+
+
 def architecture_step(network, loss_fn, batch: dict, optimizer: torch.optim.Optimizer, device: torch.device,
-                      grad_scaler=None) -> float:
-    """Forward a val_search batch and update alpha and beta (paper Algorithm 1, lines 6-7)."""
+                      grad_scaler: torch.amp.GradScaler | None = None,
+                      on_gradients: Callable[[], None] = lambda: None) -> float:
+    """Forward a val_search batch and update alpha and beta (paper Algorithm 1, lines 6-7).
+
+    ``on_gradients`` is called after the backward pass with the true (unscaled) gradients in ``.grad``,
+    before the step, also for a step the scaler then skips (its gradients are not all finite).
+    """
     data, target = _to_device(batch["data"], device), _to_device(batch["target"], device)
     optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(device.type, enabled=True) if device.type == "cuda" else dummy_context():
+    with mixed_precision(device):
         loss = loss_fn(network(data), target)
     if grad_scaler is not None:
         grad_scaler.scale(loss).backward()
+        grad_scaler.unscale_(optimizer)
+        on_gradients()
         grad_scaler.step(optimizer)
         grad_scaler.update()
     else:
         loss.backward()
+        on_gradients()
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.detach().item()

@@ -21,18 +21,23 @@ from nnunet_iac.data_loading import make_training_loader, shut_down
 from nnunet_iac.genotype import derive_genotype
 from nnunet_iac.implant import architecture_parameters, cell_parameters
 from nnunet_iac.optimizers import CELL_LR, architecture_optimizer, cell_optimizer
-from nnunet_iac.plots import draw_genotype, plot_operation_weights
+from nnunet_iac.plots import draw_genotype, plot_operation_weights, plot_signal
 from nnunet_iac.schedules import CosineLRScheduler
 from nnunet_iac.search_history import EpochRecord, SearchHistory, alpha_entropy, parameter_free_ops
 from nnunet_iac.search_split import load_or_create_split
-from nnunet_iac.search_step import architecture_step, gradients_only_for
+from nnunet_iac.search_step import architecture_grad_scaler, architecture_step, gradients_only_for
 from nnunet_iac.settings import IACSettings
+from nnunet_iac.signal_monitor import CellSignalMonitor, describe_signal
 from nnunet_iac.trainer_base import nnUNetTrainerIACBase
 
 GENOTYPE_FILE = "genotype.json"
 HISTORY_FILE = "search_history.json"
 WEIGHTS_PLOT = "operation_weights.png"
 GENOTYPE_PLOT = "genotype.png"
+SIGNAL_PLOT = "signal.png"
+SEARCH_LOSS_LABELS = {"train_loss": "supernet, train_search (cell steps)",
+                      "arch_loss": "supernet, val_search (alpha/beta steps)",
+                      "val_loss": "supernet, val_search (nnU-Net validation)"}
 
 
 class SearchConverged(Exception):
@@ -51,6 +56,8 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = CELL_LR
         self.arch_optimizer = None
+        self.arch_grad_scaler = None
+        self.signal_monitor = None
         self.dataloader_arch = None
         self.search_split = None
         self.search_datasets = None
@@ -72,6 +79,8 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
     def initialize(self):
         super().initialize()
         self.arch_optimizer = architecture_optimizer(architecture_parameters(unwrap(self.network)))
+        self.arch_grad_scaler = architecture_grad_scaler(self.device)
+        self.signal_monitor = CellSignalMonitor(unwrap(self.network))
 
     @property
     def is_warmup(self) -> bool:
@@ -103,10 +112,12 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
         if not self.is_warmup:
             with gradients_only_for(arch, cells):
                 arch_loss = architecture_step(self.network, self.loss, next(self.dataloader_arch),
-                                              self.arch_optimizer, self.device)
+                                              self.arch_optimizer, self.device, self.arch_grad_scaler,
+                                              self.signal_monitor.observe_architecture)
             self.check_finite(arch_loss, "architecture (alpha/beta) loss on val_search")
         with gradients_only_for(cells, arch):
             result = super().train_step(batch)
+        self.signal_monitor.observe_cells()
         self.check_finite(float(result["loss"]), "cell-weight loss on train_search")
         return {**result, "arch_loss": np.array(arch_loss)}
 
@@ -121,6 +132,10 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             f"The search diverged in epoch {epoch}: the {what} is {loss}. Nothing of epoch {epoch} was written; "
             f"in {self.output_folder} {kept}. Retrain the cells from that genotype (nnUNetTrainerIACRetrain) or "
             f"search again with another nnUNet_IAC_seed; if it recurs, check the base and the data for NaNs.")
+
+    def on_train_epoch_start(self):
+        super().on_train_epoch_start()
+        self.signal_monitor.reset()
 
     def on_train_epoch_end(self, train_outputs):
         super().on_train_epoch_end(train_outputs)
@@ -161,6 +176,7 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             genotype, op_weights, edge_weights = self.current_genotype()
         started = self.logger.get_value("epoch_start_timestamps", step=-1)
         arch_losses = [x for x in self._arch_losses if np.isfinite(x)]
+        signal = self.signal_monitor.epoch_summary()
         record = EpochRecord(
             epoch=self.current_epoch, phase="warmup" if self.is_warmup else "search",
             genotype=genotype.to_dict(), op_weights=op_weights.tolist(), edge_weights=edge_weights.tolist(),
@@ -168,12 +184,13 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             arch_loss=float(np.mean(arch_losses)) if arch_losses else float("nan"),
             val_loss=float(self.logger.get_value("val_losses", step=-1)),
             seconds=time.time() - started, parameter_free_ops=parameter_free_ops(genotype),
-            alpha_entropy=alpha_entropy(op_weights))
+            alpha_entropy=alpha_entropy(op_weights), **signal)
         self.history.append(record)
         self.history.save(Path(self.output_folder) / HISTORY_FILE)
         genotype.save(Path(self.output_folder) / GENOTYPE_FILE)
         self.print_to_log_file(f"IAC {record.phase} epoch {record.epoch}: alpha entropy {record.alpha_entropy:.4f}, "
-                               f"{record.parameter_free_ops} parameter-free ops chosen, genotype:\n"
+                               f"{record.parameter_free_ops} parameter-free ops chosen, {describe_signal(signal)}; "
+                               f"genotype:\n"
                                + genotype.describe())
 
     def run_training(self):
@@ -195,6 +212,7 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             network = unwrap(self.network)
             plot_operation_weights(self.history.records, network.decoder.iac_cells[0].operation_names,
                                    network.decoder.iac_architecture.topology, out / WEIGHTS_PLOT)
+            plot_signal(self.history.to_list(), out / SIGNAL_PLOT, SEARCH_LOSS_LABELS)
             with torch.no_grad():
                 genotype = self.current_genotype()[0]
             genotype.save(out / GENOTYPE_FILE)
@@ -203,10 +221,14 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             self.print_to_log_file(f"Final genotype written to {out / GENOTYPE_FILE}")
 
     def iac_state(self) -> dict:
+        scaler = self.arch_grad_scaler.state_dict() if self.arch_grad_scaler is not None else None
         return {**super().iac_state(), "arch_optimizer_state": self.arch_optimizer.state_dict(),
-                "history": self.history.to_list(), "search_split": self.search_split}
+                "arch_grad_scaler_state": scaler, "history": self.history.to_list(), "search_split": self.search_split}
 
     def restore_iac_state(self, state: dict) -> None:
+        """The signal monitor is not restored: it starts empty with every epoch, the unit of resuming."""
         if "arch_optimizer_state" in state:
             self.arch_optimizer.load_state_dict(state["arch_optimizer_state"])
+        if self.arch_grad_scaler is not None and state.get("arch_grad_scaler_state"):
+            self.arch_grad_scaler.load_state_dict(state["arch_grad_scaler_state"])
         self.history = SearchHistory.from_list(state.get("history", []))
