@@ -33,17 +33,38 @@ def _show(args) -> int:
     return 0
 
 
-def _summary(args) -> int:
+def _results_dir() -> str:
     from nnunetv2.paths import nnUNet_results
+
+    if not nnUNet_results:
+        raise RuntimeError("nnUNet_results is not set; set it as for nnU-Net itself.")
+    return nnUNet_results
+
+
+def _summary(args) -> int:
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
     from nnunet_iac.summary import summarize
 
-    if not nnUNet_results:
-        print("nnUNet_results is not set; set it as for nnU-Net itself.", file=sys.stderr)
-        return 2
-    print(summarize(nnUNet_results, maybe_convert_to_dataset_name(args.dataset), args.configuration,
+    print(summarize(_results_dir(), maybe_convert_to_dataset_name(args.dataset), args.configuration,
                     args.plans).markdown())
+    return 0
+
+
+def _select(args) -> int:
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    from nnunet_iac.genotype_selection import SelectOptions, select_genotype, selection_table
+    from nnunet_iac.retrain_setup import default_genotype_path
+    from nnunet_iac.selection_trial import TrialJob
+
+    dataset = maybe_convert_to_dataset_name(args.dataset)
+    search = default_genotype_path(_results_dir(), dataset, args.plans, args.configuration, args.fold).parent
+    options = SelectOptions(args.candidates, args.epochs, args.iterations, args.val_iterations, args.device,
+                            tuple(args.histories))
+    logging.getLogger("nnunet_iac.genotype_selection").setLevel(logging.INFO)
+    selection = select_genotype(search, TrialJob(dataset, args.configuration, args.fold, args.plans), options)
+    print(selection_table(selection, search))
     return 0
 
 
@@ -68,6 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("-c", "--configuration", required=True)
     summary.add_argument("-p", "--plans", default="nnUNetPlans")
     summary.set_defaults(func=_summary)
+    select = sub.add_parser("select", help="retrain the most frequent genotypes of a search briefly on train_search "
+                                           "and keep the best on val_search (genotype_selected.json)")
+    select.add_argument("-d", "--dataset", required=True, help="dataset name or id, as for nnUNetv2_train")
+    select.add_argument("-c", "--configuration", required=True)
+    select.add_argument("-f", "--fold", required=True, help="the fold of the search")
+    select.add_argument("-p", "--plans", default="nnUNetPlans")
+    select.add_argument("--candidates", type=int, default=3, help="how many of the most frequent distinct "
+                                                                  "genotypes to train (default 3)")
+    select.add_argument("--epochs", type=int, default=10, help="epochs per candidate (default 10)")
+    select.add_argument("--iterations", type=int, default=100, help="training iterations per epoch (default 100)")
+    select.add_argument("--val-iterations", type=int, default=5, help="val_search monitoring batches per epoch "
+                                                                      "(default 5)")
+    select.add_argument("--histories", nargs="+", default=[], metavar="HISTORY",
+                        help="more search_history.json files (or search fold folders), e.g. searches with other "
+                             "nnUNet_IAC_seed on the same base, counted together")
+    select.add_argument("--device", default="cuda", choices=["cuda", "cpu", "mps"], help="as nnUNetv2_train -device")
+    select.set_defaults(func=_select)
     demo = sub.add_parser("demo", help="the whole loop on a small synthetic dataset through nnU-Net's commands "
                                        "(CPU, about 10 minutes)")
     demo.add_argument("--folder", default="nnunet_iac_demo", help="where every file of the demo goes")
