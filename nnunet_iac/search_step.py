@@ -2,8 +2,9 @@
 
 Mixed precision as nnU-Net's ``train_step``: fp16 autocast on CUDA only, the loss scaled by a
 GradScaler, gradients unscaled before anyone reads them, steps with inf/NaN gradients skipped by the
-scaler. Without the scaler, alpha/beta gradients (~1e-8 while a residual cell's projection is small)
-flush to zero in fp16 and the search does nothing on a GPU. The architecture step has a GradScaler of
+scaler (this step clips nothing; a clipping added later belongs after ``unscale_``). Without the
+scaler, alpha/beta gradients (~1e-8 while a residual cell's projection is small) flush to zero in fp16
+and the search does nothing on a GPU. The architecture step has a GradScaler of
 its own: a scaler's scale and skip decision follow the gradients of the optimizer it steps, and the
 cell weights' gradients overflow and underflow at other scales than alpha/beta's.
 """
