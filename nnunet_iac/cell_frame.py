@@ -4,7 +4,8 @@ A cell at a decoder level sees the encoder skip (C_skip channels) and the upsamp
 (C_up channels). Both are reduced to the cell width by 1x1 convolutions; the concatenated last R nodes
 are projected by a 1x1 convolution back to C_up + C_skip, the channel count the decoder stage's first
 convolution was trained on. The output projection has a bias and no norm so that it can be zeroed,
-which makes a residual implant start as the identity.
+which makes a residual implant start as the identity; an optional learnable gate (a scalar starting at 0)
+does the same with a random projection (``nnunet_iac.cell_init``).
 """
 from __future__ import annotations
 
@@ -33,17 +34,25 @@ class CellFrame(nn.Module):
         self.reduce_skip = InputReduction(spec, skip_channels, width)
         self.reduce_up = InputReduction(spec, up_channels, width)
         self.output_projection = spec.conv(width * topology.concat_last, self.out_channels, 1, bias=True)
+        self.output_gate = None
 
     def input_states(self, skip: torch.Tensor, up: torch.Tensor) -> list[torch.Tensor]:
         return [self.reduce_skip(skip), self.reduce_up(up)]
 
     def project(self, states: list[torch.Tensor]) -> torch.Tensor:
-        return self.output_projection(torch.cat([states[i] for i in self.topology.concat_nodes], dim=1))
+        out = self.output_projection(torch.cat([states[i] for i in self.topology.concat_nodes], dim=1))
+        return out if self.output_gate is None else self.output_gate * out
 
     def zero_output(self) -> None:
         """Make the cell output exactly zero until its projection is trained."""
         nn.init.zeros_(self.output_projection.weight)
         nn.init.zeros_(self.output_projection.bias)
+
+    def add_output_gate(self) -> None:
+        """A learnable scalar on the output, starting at 0 (ReZero): the cell output is exactly zero, yet the
+        gate's gradient (upstream gradient . ungated output) is not. 0-dimensional, so under fp16 autocast it
+        scales the output without promoting it to fp32."""
+        self.output_gate = nn.Parameter(torch.zeros(()))
 
     def feature_map_size(self, spatial_size) -> np.int64:
         """Activations the frame itself stores for one sample: the 2 reductions + nodes + output."""

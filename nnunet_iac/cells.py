@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from nnunet_iac.architecture_parameters import ArchitectureParameters
+from nnunet_iac.cell_init import check_init
 from nnunet_iac.cell_topology import CellTopology, cell_width
 from nnunet_iac.discrete_cell import DiscreteCell
 from nnunet_iac.genotype import Genotype
@@ -17,11 +18,16 @@ from nnunet_iac.search_cell import SearchCell
 
 @dataclass(frozen=True)
 class CellOptions:
-    """What shapes the cells besides the genotype; searched and retrained cells must use the same."""
+    """What shapes the cells besides the genotype; searched and retrained cells must use the same k, width
+    and mode. ``init`` is how a residual cell's output starts (``cell_init``); ``gate`` adds a parameter."""
 
     partial_k: int = 4
     width_divisor: int = 4
     mode: str = "residual"
+    init: str = "zero"
+
+    def __post_init__(self):
+        check_init(self.init, self.mode)
 
     def width(self, skip_channels: int) -> int:
         return cell_width(skip_channels, self.partial_k, self.width_divisor)
@@ -39,7 +45,7 @@ def implant_search_cells(network: nn.Module, options: CellOptions = CellOptions(
         return SearchCell(spec, skip_channels, up_channels, options.width(skip_channels), topology,
                           operation_names, options.partial_k)
 
-    return implant_cells(network, make_cell, options.mode, architecture)
+    return implant_cells(network, make_cell, options.mode, architecture, options.init)
 
 
 def implant_discrete_cells(network: nn.Module, genotype: Genotype,
@@ -49,4 +55,4 @@ def implant_discrete_cells(network: nn.Module, genotype: Genotype,
     def make_cell(stage: int, skip_channels: int, up_channels: int) -> DiscreteCell:
         return DiscreteCell(spec, skip_channels, up_channels, options.width(skip_channels), genotype)
 
-    return implant_cells(network, make_cell, options.mode)
+    return implant_cells(network, make_cell, options.mode, init=options.init)

@@ -3,8 +3,8 @@
 The decoder of PlainConvUNet and ResidualEncoderUNet (``UNetDecoder``) concatenates, at each stage,
 the upsampled features *first* and the encoder skip second, and its first convolution was trained on
 exactly that. The implanted decoder keeps that concatenation and either adds the cell output to it
-(``residual``; the cell's last projection starts at zero, so the network starts as the base) or
-replaces it by the cell output (``replace``, the paper's form).
+(``residual``; by default the cell's last projection starts at zero, so the network starts as the base;
+see ``cell_init`` for the other starts) or replaces it by the cell output (``replace``, the paper's form).
 
 The implanted decoder re-uses the base decoder's own submodules under their own names and adds
 ``iac_cells`` (and, while searching, ``iac_architecture``), so every state_dict key of the base is
@@ -12,12 +12,14 @@ unchanged and a base checkpoint loads into it strictly once the new keys are acc
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from torch import nn
+
+from nnunet_iac.cell_init import initialize_output
 
 MODES = ("residual", "replace")
 CELLS = "iac_cells"
@@ -45,6 +47,7 @@ class ImplantedUNetDecoder(UNetDecoder):
         self.num_classes = decoder.num_classes
         self.iac_mode = mode
         self.iac_base_frozen = False
+        self.iac_trainable_base = frozenset()
         self.add_module(CELLS, nn.ModuleList(cells))
         self.add_module(ARCHITECTURE, architecture)
 
@@ -78,17 +81,19 @@ class ImplantedUNetDecoder(UNetDecoder):
             output += cell.feature_map_size(skip_sizes[-(s + 1)])
         return output
 
-    def base_children(self) -> Iterator[nn.Module]:
+    def named_base_children(self) -> Iterator[tuple[str, nn.Module]]:
         for name, module in self.named_children():
             if name not in (CELLS, ARCHITECTURE):
-                yield module
+                yield name, module
 
     def train(self, mode: bool = True):
-        """A frozen base stays in eval mode, so norm statistics and dropout of the base never change."""
+        """A frozen base stays in eval mode, so norm statistics and dropout of the base never change; base
+        children left trainable (``iac_trainable_base``) follow ``mode`` as in nnU-Net's own fine-tuning."""
         super().train(mode)
         if self.iac_base_frozen:
-            for module in self.base_children():
-                module.eval()
+            for name, module in self.named_base_children():
+                if name not in self.iac_trainable_base:
+                    module.eval()
         return self
 
 
@@ -105,16 +110,16 @@ def base_decoder(network: nn.Module) -> UNetDecoder:
 
 
 def implant_cells(network: nn.Module, make_cell: CellFactory, mode: str = "residual",
-                  architecture: nn.Module | None = None) -> nn.Module:
-    """Replace ``network.decoder`` by an implanted decoder with one cell per stage; returns ``network``."""
+                  architecture: nn.Module | None = None, init: str = "zero") -> nn.Module:
+    """Replace ``network.decoder`` by an implanted decoder with one cell per stage; returns ``network``.
+    ``init`` sets how each residual cell's output starts (``nnunet_iac.cell_init``)."""
     decoder = base_decoder(network)
     channels = decoder.encoder.output_channels
     cells = []
     for s in range(len(decoder.stages)):
         skip_channels = channels[-(s + 2)]
         cell = make_cell(s, skip_channels, skip_channels)
-        if mode == "residual":
-            cell.zero_output()
+        initialize_output(cell, init, mode)
         cells.append(cell)
     network.decoder = ImplantedUNetDecoder(decoder, cells, mode, architecture)
     return network
@@ -146,11 +151,28 @@ def is_base_key(key: str) -> bool:
     return f"{CELLS}." not in key and f"{ARCHITECTURE}." not in key
 
 
-def freeze_base(network: nn.Module) -> nn.Module:
-    """No gradients for the base and base always in eval mode; only cells (and alpha/beta) learn."""
+def trainable_base_parameters(network: nn.Module, trainable_children: Iterable[str] = ()) -> list[nn.Parameter]:
+    """Base parameters inside the implanted decoder's children named in ``trainable_children``."""
+    names = set(trainable_children)
+    return [p for name, module in implanted_decoder(network).named_base_children() if name in names
+            for p in module.parameters()]
+
+
+def freeze_base(network: nn.Module, trainable_children: Iterable[str] = ()) -> nn.Module:
+    """No gradients for the base and base always in eval mode; only cells (and alpha/beta) learn.
+
+    ``trainable_children`` names children of the implanted decoder (``stages``, ``transpconvs``,
+    ``seg_layers``, ``encoder``; see ``base_policy``) that stay trainable and in train mode instead."""
+    trainable_children = frozenset(trainable_children)
+    decoder = implanted_decoder(network)
+    unknown = trainable_children - {name for name, _ in decoder.named_base_children()}
+    if unknown:
+        raise ValueError(f"freeze_base: the decoder has no base children {sorted(unknown)}.")
+    trainable = {id(p) for p in trainable_base_parameters(network, trainable_children)}
     for p in base_parameters(network):
-        p.requires_grad_(False)
-    implanted_decoder(network).iac_base_frozen = True
+        p.requires_grad_(id(p) in trainable)
+    decoder.iac_base_frozen = True
+    decoder.iac_trainable_base = trainable_children
     network.train(network.training)
     return network
 

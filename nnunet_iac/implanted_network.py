@@ -5,12 +5,14 @@ nnU-Net's predictor rebuilds the network from the model folder's plans.json (``n
 architecture and the genotype as its arch kwargs, so a retrained IAC model folder predicts with plain
 ``nnUNetv2_predict``. It adopts the base's ``encoder`` and ``decoder`` (so state_dict keys are those of
 the base plus ``decoder.iac_cells``) and has no ``initialize``: nnU-Net would otherwise re-initialize
-the cells and undo the zeroed projection of the residual mode.
+the cells and undo the zeroed projection of the residual mode. ``iac_cell_options`` written before
+``init`` existed mean ``init=zero`` (``CellOptions``' default), which is what those models were trained with.
 """
 from __future__ import annotations
 
 import copy
 import pydoc
+from dataclasses import asdict
 from typing import Any
 
 from torch import nn
@@ -72,8 +74,7 @@ def implanted_architecture(base_architecture: dict, genotype: Genotype, options:
             **copy.deepcopy(base_architecture["arch_kwargs"]),
             "iac_base_network_class_name": base_architecture["network_class_name"],
             "iac_genotype": genotype.to_dict(),
-            "iac_cell_options": {"partial_k": options.partial_k, "width_divisor": options.width_divisor,
-                                 "mode": options.mode},
+            "iac_cell_options": asdict(options),
         },
         "_kw_requires_import": list(base_architecture.get("_kw_requires_import", [])),
     }
@@ -89,7 +90,9 @@ def base_architecture_of(architecture: dict) -> dict[str, Any]:
 
 
 def cells_signature(architecture: dict) -> tuple:
-    """What must agree between folds that share one model folder: genotype and cell options."""
+    """What must agree between folds that share one model folder: genotype and cell options (defaults filled
+    in, so plans written before an option existed compare equal to its default)."""
     kwargs = architecture["arch_kwargs"]
     genotype = Genotype.from_dict(kwargs["iac_genotype"])
-    return genotype.nodes, genotype.concat, tuple(sorted(kwargs["iac_cell_options"].items()))
+    options = asdict(CellOptions(**kwargs["iac_cell_options"]))
+    return genotype.nodes, genotype.concat, tuple(sorted(options.items()))

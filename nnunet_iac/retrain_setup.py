@@ -9,6 +9,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_iac.cells import CellOptions
 from nnunet_iac.genotype import Genotype, GenotypeError
+from nnunet_iac.genotype_choice import HISTORY_FILE, genotype_of_epoch
 from nnunet_iac.implanted_network import (base_architecture_of, cells_signature, implanted_architecture,
                                           is_implanted)
 
@@ -25,8 +26,13 @@ def default_genotype_path(results_dir: str, dataset_name: str, plans_name: str, 
             / "genotype.json")
 
 
-def load_retrain_genotype(default_path: Path, override: str = "") -> tuple[Genotype, Path]:
+def load_retrain_genotype(default_path: Path, override: str = "", epoch: int = -1) -> tuple[Genotype, Path]:
+    """The genotype Stage III trains and the file it came from: the final genotype (``genotype.json``), or with
+    ``epoch`` >= 0 the one of that search epoch from the ``search_history.json`` next to it."""
     path = Path(override).expanduser() if override else default_path
+    if epoch >= 0:
+        history = path.parent / HISTORY_FILE
+        return genotype_of_epoch(history, epoch), history
     if not path.is_file():
         origin = f"{GENOTYPE_ENV}={override}" if override else "the search of the same dataset/plans/configuration/fold"
         raise GenotypeError(f"No genotype found at {path} (from {origin}). Run nnUNetTrainerIACSearch for this fold "

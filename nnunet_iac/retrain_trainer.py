@@ -1,13 +1,16 @@
-"""Stage III: train the discrete cells of a genotype inside the frozen base, with nnU-Net's usual loop.
+"""Stage III: train the discrete cells of a genotype inside the base, with nnU-Net's usual loop.
 
-The genotype is written into this trainer's plans (``ImplantedUNet`` with base architecture and
+The base stays frozen (the paper), or its decoder or all of it trains too at a lower learning rate
+(``nnUNet_IAC_retrain_base``, see ``base_policy``). The genotype is the search's final one, or that of
+search epoch ``nnUNet_IAC_genotype_epoch`` (``genotype_choice``).
+
+It is written into this trainer's plans (``ImplantedUNet`` with base architecture and
 genotype as arch kwargs), so nnU-Net saves it in the model folder's plans.json and ``nnUNetv2_predict``
 rebuilds the implanted network from plans alone. Cells start fresh (paper, Algorithm 3): the searched
 cell weights act on 1/K of the channels inside mixed operations and do not fit the discrete cells.
 """
 from __future__ import annotations
 
-import shutil
 from os.path import join
 from pathlib import Path
 
@@ -15,8 +18,9 @@ import torch
 from nnunetv2.paths import nnUNet_results
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunet_iac.base_policy import trainable_base_children
 from nnunet_iac.checkpointing import unwrap
-from nnunet_iac.implant import cell_parameters
+from nnunet_iac.implant import cell_parameters, trainable_base_parameters
 from nnunet_iac.implanted_network import base_architecture_of
 from nnunet_iac.optimizers import retrain_optimizer
 from nnunet_iac.retrain_setup import (check_genotype_fits, check_no_conflicting_fold, default_genotype_path,
@@ -34,7 +38,7 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
         settings = IACSettings.from_env()
         default = default_genotype_path(str(nnUNet_results), plans["dataset_name"], plans["plans_name"],
                                         configuration, fold)
-        genotype, self.genotype_source = load_retrain_genotype(default, settings.genotype)
+        genotype, self.genotype_source = load_retrain_genotype(default, settings.genotype, settings.genotype_epoch)
         resolved = PlansManager(plans).get_configuration(configuration)
         check_genotype_fits(genotype, self.genotype_source, base_architecture_of(resolved.configuration["architecture"]),
                             resolved.patch_size)
@@ -46,15 +50,28 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.genotype = genotype
 
+    @property
+    def base_policy(self) -> str:
+        return self.iac_settings.retrain_base
+
     def configure_optimizers(self):
-        """The cell weights only, with nnUNet_IAC_retrain_optimizer (see nnunet_iac.optimizers)."""
-        return retrain_optimizer(self.iac_settings.retrain_optimizer, cell_parameters(unwrap(self.network)),
-                                 self.initial_lr, self.weight_decay, self.num_epochs, self.iac_settings.retrain_lr)
+        """The cell weights, plus the base weights nnUNet_IAC_retrain_base unfreezes as a second group, with
+        nnUNet_IAC_retrain_optimizer (see nnunet_iac.optimizers). nnU-Net calls this before the base is loaded
+        and frozen, so the base group is chosen by the policy, not by requires_grad."""
+        network = unwrap(self.network)
+        base = trainable_base_parameters(network, trainable_base_children(network, self.base_policy))
+        settings = self.iac_settings
+        return retrain_optimizer(settings.retrain_optimizer, cell_parameters(network), self.initial_lr,
+                                 self.weight_decay, self.num_epochs, settings.retrain_lr, base,
+                                 settings.retrain_base_lr)
 
     def on_train_start(self):
         super().on_train_start()
-        if self.local_rank == 0 and self.genotype_source.resolve() != (Path(self.output_folder) / "genotype.json").resolve():
-            shutil.copyfile(self.genotype_source, join(self.output_folder, "genotype.json"))
+        if self.local_rank == 0:
+            self.genotype.save(join(self.output_folder, "genotype.json"))
+        epoch = self.genotype.meta.get("genotype_epoch")
+        chosen = f"search epoch {epoch} of {self.genotype_source}" if epoch is not None else str(self.genotype_source)
+        self.print_to_log_file(f"Stage III genotype from {chosen}:\n{self.genotype.describe()}")
 
     def iac_state(self) -> dict:
         return {**super().iac_state(), "genotype": self.genotype.to_dict(), "genotype_source": str(self.genotype_source)}

@@ -10,9 +10,12 @@ import os
 from dataclasses import asdict, dataclass, fields
 from typing import Mapping
 
+from nnunet_iac.base_policy import RETRAIN_BASE_POLICIES
+from nnunet_iac.cell_init import INITS
 from nnunet_iac.cells import CellOptions
 from nnunet_iac.implant import MODES
 from nnunet_iac.optimizers import RETRAIN_OPTIMIZERS
+from nnunet_iac.schedules import SEARCH_SCHEDULES
 
 PREFIX = "nnUNet_IAC_"
 
@@ -57,10 +60,16 @@ class IACSettings:
     search_validation: int = 1
     retrain_validation: int = 1
     save_every: int = 1
+    init: str = "zero"
+    retrain_base: str = "frozen"
+    retrain_base_lr: float = 0.0
+    arch_lr: float = 0.0
+    genotype_epoch: int = -1
+    search_schedule: str = "cosine"
 
     @property
     def cell_options(self) -> CellOptions:
-        return CellOptions(partial_k=self.k, width_divisor=self.width_divisor, mode=self.mode)
+        return CellOptions(partial_k=self.k, width_divisor=self.width_divisor, mode=self.mode, init=self.init)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,11 +98,24 @@ class IACSettings:
         for name, low in minimum.items():
             if getattr(self, name) < low:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be >= {low}.")
-        if not 0 <= self.retrain_lr < float("inf"):
-            raise SettingsError(f"{PREFIX}retrain_lr={self.retrain_lr} must be a positive learning rate, or 0 for "
-                                f"the retrain optimizer's default.")
+        for name in ("retrain_lr", "retrain_base_lr", "arch_lr"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be a positive learning rate, or 0 "
+                                    f"for its default.")
+        if self.genotype_epoch < -1:
+            raise SettingsError(f"{PREFIX}genotype_epoch={self.genotype_epoch} must be a search epoch (0 or more), "
+                                f"or -1 for the search's final genotype.")
+        for name, allowed in (("init", INITS), ("retrain_base", RETRAIN_BASE_POLICIES),
+                              ("search_schedule", SEARCH_SCHEDULES)):
+            if getattr(self, name) not in allowed:
+                raise SettingsError(f"{PREFIX}{name}={getattr(self, name)!r} is not allowed; use one of "
+                                    f"{', '.join(allowed)}.")
         if self.mode not in MODES:
             raise SettingsError(f"{PREFIX}mode={self.mode!r} is not a mode; use one of {', '.join(MODES)}.")
         if self.retrain_optimizer not in RETRAIN_OPTIMIZERS:
             raise SettingsError(f"{PREFIX}retrain_optimizer={self.retrain_optimizer!r} is not an optimizer; use one "
                                 f"of {', '.join(RETRAIN_OPTIMIZERS)}.")
+        if self.init != "zero" and self.mode != "residual":
+            raise SettingsError(f"{PREFIX}init={self.init!r} only applies to {PREFIX}mode=residual (it sets how the "
+                                f"cell's output starts next to the merged input); {PREFIX}mode={self.mode!r} has none. "
+                                f"Unset {PREFIX}init, or set {PREFIX}mode=residual.")

@@ -17,7 +17,8 @@ from nnunet_iac.base_model import (check_base_matches, default_base_folder, load
                                    read_base_checkpoint, resolve_base_checkpoint)
 from nnunet_iac.checkpointing import IAC_KEY, atomic_torch_save, nnunet_checkpoint, safe_load, unwrap
 from nnunet_iac.determinism import seed_epoch
-from nnunet_iac.implant import cell_parameters, count_parameters, freeze_base
+from nnunet_iac.base_policy import trainable_base_children
+from nnunet_iac.implant import cell_parameters, count_parameters, freeze_base, trainable_base_parameters
 from nnunet_iac.settings import PREFIX, IACSettings
 
 SETTINGS_FILE = "iac_settings.json"
@@ -70,6 +71,11 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
         super().initialize()
         self.load_base()
 
+    @property
+    def base_policy(self) -> str:
+        """Which base weights train besides the cells (``base_policy``); the search keeps the base frozen."""
+        return "frozen"
+
     def load_base(self) -> None:
         folder = default_base_folder(nnUNet_results, self.plans_manager.dataset_name,
                                      self.plans_manager.plans_name, self.configuration_name)
@@ -78,10 +84,14 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
         check_base_matches(checkpoint, path, self.plans_manager.plans, self.configuration_name, self.dataset_json)
         network = unwrap(self.network)
         load_base_weights(network, checkpoint["network_weights"], path)
-        freeze_base(network)
+        trainable = trainable_base_children(network, self.base_policy)
+        freeze_base(network, trainable)
         self.base_checkpoint = path
-        self.print_to_log_file(f"Loaded the frozen base from {path}; cells train "
-                               f"{count_parameters(cell_parameters(network)):,} parameters.")
+        unfrozen = (f"the base's {', '.join(trainable)} train too "
+                    f"({count_parameters(trainable_base_parameters(network, trainable)):,} parameters)") if trainable \
+            else "the base is frozen"
+        self.print_to_log_file(f"Loaded the base from {path} ({self.base_policy}): cells train "
+                               f"{count_parameters(cell_parameters(network)):,} parameters, {unfrozen}.")
 
     def on_train_epoch_start(self):
         seed_epoch(self.iac_settings.seed, self.current_epoch)
