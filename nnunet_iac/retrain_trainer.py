@@ -23,10 +23,16 @@ from nnunet_iac.checkpointing import unwrap
 from nnunet_iac.implant import cell_parameters, trainable_base_parameters
 from nnunet_iac.implanted_network import base_architecture_of
 from nnunet_iac.optimizers import retrain_optimizer
+from nnunet_iac.plots import plot_signal
 from nnunet_iac.retrain_setup import (check_genotype_fits, check_no_conflicting_fold, default_genotype_path,
                                       load_retrain_genotype, plans_with_cells)
 from nnunet_iac.settings import IACSettings
+from nnunet_iac.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows, record_signal_epoch
+from nnunet_iac.signal_monitor import CellSignalMonitor, describe_signal
 from nnunet_iac.trainer_base import nnUNetTrainerIACBase, refuse_distributed
+
+
+SIGNAL_PLOT = "signal.png"
 
 
 class IACRetrainTrainer(nnUNetTrainerIACBase):
@@ -49,6 +55,7 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
                                   fold)
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.genotype = genotype
+        self.signal_monitor = None
 
     @property
     def base_policy(self) -> str:
@@ -64,6 +71,37 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
         return retrain_optimizer(settings.retrain_optimizer, cell_parameters(network), self.initial_lr,
                                  self.weight_decay, self.num_epochs, settings.retrain_lr, base,
                                  settings.retrain_base_lr)
+
+    def initialize(self):
+        super().initialize()
+        self.signal_monitor = CellSignalMonitor(unwrap(self.network))
+
+    def on_train_epoch_start(self):
+        super().on_train_epoch_start()
+        self.signal_monitor.reset()
+
+    def train_step(self, batch: dict) -> dict:
+        """nnU-Net's step; its gradients stay in ``.grad`` until the next step, so the monitor reads them after."""
+        result = super().train_step(batch)
+        self.signal_monitor.observe_cells()
+        return result
+
+    def on_epoch_end(self):
+        """The epoch's projection SNR and norms to the log and signal_history.json (nnU-Net's logger takes
+        only its own keys), before nnU-Net's own epoch end saves the checkpoint."""
+        if self.local_rank == 0:
+            summary = self.signal_monitor.epoch_summary()
+            self.print_to_log_file(f"IAC retrain epoch {self.current_epoch}: {describe_signal(summary)}")
+            record_signal_epoch(Path(self.output_folder) / SIGNAL_HISTORY_FILE, self.current_epoch,
+                                {**summary, "train_loss": self.logger.get_value("train_losses", step=-1),
+                                 "val_loss": self.logger.get_value("val_losses", step=-1)})
+        super().on_epoch_end()
+
+    def on_train_end(self):
+        super().on_train_end()
+        rows = load_signal_rows(Path(self.output_folder) / SIGNAL_HISTORY_FILE) if self.local_rank == 0 else []
+        if rows:
+            plot_signal(rows, Path(self.output_folder) / SIGNAL_PLOT, {"train_loss": "train", "val_loss": "validation"})
 
     def on_train_start(self):
         super().on_train_start()

@@ -8,7 +8,6 @@ monitors val_search; the fold's validation cases are used only by the final stan
 from __future__ import annotations
 
 import time
-from os.path import join
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from nnunet_iac.genotype import derive_genotype
 from nnunet_iac.implant import architecture_parameters, cell_parameters
 from nnunet_iac.optimizers import CELL_LR, architecture_optimizer, cell_optimizer
 from nnunet_iac.plots import draw_genotype, plot_operation_weights, plot_signal
-from nnunet_iac.schedules import CosineLRScheduler
+from nnunet_iac.schedules import search_cell_scheduler
 from nnunet_iac.search_history import EpochRecord, SearchHistory, alpha_entropy, parameter_free_ops
 from nnunet_iac.search_split import load_or_create_split
 from nnunet_iac.search_step import architecture_grad_scaler, architecture_step, gradients_only_for
@@ -72,13 +71,15 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
         return implant_search_cells(base, IACSettings.from_env().cell_options)
 
     def configure_optimizers(self):
-        """Cell weights: SGD lr 0.01 with a cosine schedule (paper 4.2.2), momentum as nnU-Net (see optimizers)."""
+        """Cell weights: SGD lr 0.01, momentum as nnU-Net (see optimizers), with nnUNet_IAC_search_schedule:
+        PC-DARTS' cosine (default) or the paper's cosine power annealing (4.2.2; see schedules)."""
         optimizer = cell_optimizer(cell_parameters(unwrap(self.network)))
-        return optimizer, CosineLRScheduler(optimizer, CELL_LR, self.num_epochs)
+        return optimizer, search_cell_scheduler(self.iac_settings.search_schedule, optimizer, CELL_LR, self.num_epochs)
 
     def initialize(self):
         super().initialize()
-        self.arch_optimizer = architecture_optimizer(architecture_parameters(unwrap(self.network)))
+        self.arch_optimizer = architecture_optimizer(architecture_parameters(unwrap(self.network)),
+                                                    self.iac_settings.arch_lr)
         self.arch_grad_scaler = architecture_grad_scaler(self.device)
         self.signal_monitor = CellSignalMonitor(unwrap(self.network))
 
@@ -154,7 +155,7 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             "configuration": self.configuration_name,
             "fold": self.fold,
             "k": self.iac_settings.k, "width_divisor": self.iac_settings.width_divisor,
-            "mode": self.iac_settings.mode,
+            "mode": self.iac_settings.mode, "init": self.iac_settings.init,
         }
         operation_names = network.decoder.iac_cells[0].operation_names
         return derive_genotype(op_weights, edge_weights, arch.topology, operation_names, meta=meta), \

@@ -75,3 +75,16 @@ def test_nnunet_predict_rebuilds_the_gated_network_from_plans(remedies, workspac
                   "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta")
     assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(
         p.name.replace("_0000.nii.gz", ".nii.gz") for p in images.glob("*_0000.nii.gz"))
+
+
+def test_retrain_writes_signal_diagnostics_per_epoch(remedies):
+    """Stage III's own signal rows (the gate is part of each level's projection group) and their plot."""
+    folder = remedies["model"] / "fold_0"
+    rows = json.loads((folder / "signal_history.json").read_text())
+    assert [row["epoch"] for row in rows] == [0, 1]
+    for row in rows:
+        assert len(row["snr_projection"]) == 2 and all(s is not None and s > 0 for s in row["snr_projection"])
+        assert len(row["projection_norm"]) == 2 and all(n > 0 for n in row["projection_norm"])
+        assert row["train_loss"] is not None and "snr_alpha" not in row
+    assert (folder / "signal.png").stat().st_size > 0
+    assert "IAC retrain epoch 1: " in "".join(p.read_text() for p in folder.glob("training_log_*.txt"))
