@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,28 @@ class Workspace:
         if not (folder / "fold_0" / "checkpoint_final.pth").is_file():
             self.run("nnUNetv2_train", str(DATASET_ID), configuration, "0", "-tr", BASE_TRAINER, "-device", "cpu")
         return folder
+
+
+def training_logs(fold_folder: Path) -> set[Path]:
+    """nnU-Net's logs of a fold: one ``training_log_<time>.txt`` per nnUNetv2_train process."""
+    return set(fold_folder.glob("training_log_*.txt"))
+
+
+def epochs_started(log_file: Path) -> list[int]:
+    """The epochs a training process began, read from nnU-Net's ``Epoch N`` log lines."""
+    return [int(m.group(1)) for m in re.finditer(r": Epoch (\d+) *$", log_file.read_text(), re.MULTILINE)]
+
+
+#: how a write beyond RLIMIT_FSIZE fails: Python's OSError (EFBIG), torch.save's zip writer
+WRITE_FAILURES = ("File too large", "unexpected pos", "file write failed")
+
+
+def assert_failed_write_kept_the_previous_files(result: subprocess.CompletedProcess, folder: Path, snapshot: Path,
+                                                names) -> None:
+    """The run stopped on the failed write; ``names`` are byte-identical to their state before the failing epoch,
+    and no temporary file is left next to them."""
+    assert result.returncode not in (0, 3)
+    assert any(m in result.stderr for m in WRITE_FAILURES), result.stderr[-2000:]
+    for name in names:
+        assert (folder / name).read_bytes() == (snapshot / name).read_bytes(), name
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
