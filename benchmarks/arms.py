@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_iac.settings import PREFIX, IACSettings, SettingsError
 from nnunet_iac.summary import label_names, read_dice
 
 from benchmarks.budgets import Budget
@@ -31,6 +32,29 @@ RETRAIN_TRAINER = "nnUNetTrainerIACRetrain"
 # nnU-Net saves checkpoint_latest every 50 epochs; the IAC trainers do the same here so that per-epoch
 # checkpoint writes do not weigh on one side of the iteration-time ratio
 SAVE_EVERY = "50"
+# what the benchmark sets itself for every IAC stage (budget, seed, base, validation): not --iac-setting's
+BENCHMARK_OWNED = ("epochs", "iterations_per_epoch", "val_iterations_per_epoch", "warmup_epochs", "stable_epochs",
+                   "seed", "base", "genotype", "save_every", "search_validation", "retrain_validation")
+
+
+def parse_iac_settings(items: list[str]) -> dict[str, str]:
+    """``--iac-setting NAME=VALUE`` items as nnUNet_IAC_* variables, checked as the trainers would check them,
+    so a typo stops the benchmark before an hour of base training instead of at the search."""
+    settings = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip().removeprefix(PREFIX)
+        if not sep or not name:
+            raise SettingsError(f"--iac-setting {item!r} is not NAME=VALUE; e.g. --iac-setting init=gate.")
+        if name not in IACSettings.__dataclass_fields__:
+            raise SettingsError(f"--iac-setting {item!r}: {PREFIX}{name} is not a setting; see the README's knob "
+                                f"table.")
+        if name in BENCHMARK_OWNED:
+            raise SettingsError(f"--iac-setting {item!r}: the benchmark sets {PREFIX}{name} itself (budget, seed, "
+                                f"base); use the budget options instead.")
+        settings[PREFIX + name] = value
+    IACSettings.from_env(settings)
+    return settings
 
 
 @dataclass(frozen=True)
@@ -59,12 +83,14 @@ def search_arm(seed: int) -> Arm:
 
 
 class ArmRunner:
-    def __init__(self, runner: StageRunner, dataset_id: int, results: Path, budget: Budget, device: str):
+    def __init__(self, runner: StageRunner, dataset_id: int, results: Path, budget: Budget, device: str,
+                 iac_settings: dict[str, str] | None = None):
         self.runner = runner
         self.dataset_id = dataset_id
         self.results = results
         self.budget = budget
         self.device = device
+        self.iac_settings = dict(iac_settings or {})
 
     def _epochs_env(self, prefix: str, epochs: int) -> dict[str, str]:
         return {f"{prefix}epochs": str(epochs),
@@ -80,7 +106,7 @@ class ArmRunner:
         return self.train("base training", BASE, env)
 
     def iac_env(self, seed: int, epochs: int) -> dict[str, str]:
-        return {**self._epochs_env("nnUNet_IAC_", epochs), "nnUNet_IAC_seed": str(seed),
+        return {**self.iac_settings, **self._epochs_env("nnUNet_IAC_", epochs), "nnUNet_IAC_seed": str(seed),
                 "nnUNet_IAC_base": str(BASE.folder(self.results)), "nnUNet_IAC_save_every": SAVE_EVERY}
 
     def search(self, seed: int):

@@ -21,6 +21,7 @@ from pathlib import Path
 from nnunet_iac.genotype import Genotype
 from nnunet_iac.implant import is_base_key
 from nnunet_iac.operations import OPERATIONS, ZERO
+from nnunet_iac.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows
 from nnunet_iac.summary import model_folder_parameters
 
 
@@ -99,3 +100,39 @@ def spread(values: list[float]) -> dict | None:
         return None
     return {"n": len(values), "mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "min": min(values), "max": max(values)}
+
+
+# signal_monitor's SNR is ~1 for pure noise; 2 means a mean gradient clearly above its noise (SNR^2 ~ 1 + n mu^2/var)
+SNR_THRESHOLDS = (1.0, 2.0)
+
+
+def _snr_share(values: list) -> dict:
+    """Median SNR and the share of epochs above each threshold; epochs without a value (None) are left out."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"epochs": 0, "median": None, **{f"above_{t:g}": None for t in SNR_THRESHOLDS}}
+    return {"epochs": len(values), "median": statistics.median(values),
+            **{f"above_{t:g}": sum(v > t for v in values) / len(values) for t in SNR_THRESHOLDS}}
+
+
+def signal_summary(search_fold: Path, retrain_fold: Path, warmup_epochs: int) -> dict:
+    """Did the search and the retrain get gradient signal? (issue 13's criterion: SNR above the noise floor in
+    most epochs after warm-up). From search_history.json and the retrain's signal_history.json."""
+    history = json.loads((Path(search_fold) / "search_history.json").read_text())
+    searched = [r for r in history if r["epoch"] >= warmup_epochs]
+    levels = len(history[0].get("snr_projection") or [])
+    retrain = load_signal_rows(Path(retrain_fold) / SIGNAL_HISTORY_FILE)
+
+    def per_level(rows):
+        return [_snr_share([(r.get("snr_projection") or [None] * levels)[level] for r in rows])
+                for level in range(levels)]
+
+    return {
+        "search": {"alpha": _snr_share([r.get("snr_alpha") for r in searched]),
+                   "beta": _snr_share([r.get("snr_beta") for r in searched]),
+                   "projection": per_level(searched),
+                   "alpha_entropy": [history[0]["alpha_entropy"], history[-1]["alpha_entropy"]],
+                   "projection_norm_last": history[-1].get("projection_norm")},
+        "retrain": {"projection": per_level(retrain),
+                    "projection_norm_last": retrain[-1].get("projection_norm") if retrain else None},
+    }

@@ -98,6 +98,29 @@ def stage_table(stages: dict) -> list[str]:
     return lines
 
 
+def _share(share: dict) -> str:
+    if not share["epochs"]:
+        return "n/a"
+    return f"{share['median']:.2f} ({share['above_1']:.0%} / {share['above_2']:.0%})"
+
+
+def signal_table(results: dict) -> list[str]:
+    """Gradient SNR per seed: median over epochs (share of epochs above 1, the noise floor / above 2)."""
+    lines = ["| seed | search alpha | search beta | search projections per level | retrain projections per level |",
+             "|---|---|---|---|---|"]
+    for seed, r in results["iac_seeds"].items():
+        signal = r.get("signal")
+        if not signal:
+            continue
+        search, retrain = signal["search"], signal["retrain"]
+        lines.append(f"| {seed} | {_share(search['alpha'])} | {_share(search['beta'])} | "
+                     f"{'; '.join(_share(x) for x in search['projection'])} | "
+                     f"{'; '.join(_share(x) for x in retrain['projection']) or 'n/a'} |")
+    lines += ["", "Median gradient SNR over the epochs after warm-up (share of those epochs with SNR > 1 / > 2); "
+                  "pure noise gives ~1 (nnunet_iac/signal_monitor.py, docs/signal_diagnostics.md)."]
+    return lines
+
+
 def markdown(results: dict) -> str:
     info, params = results["benchmark"], results["parameters"]
     sets = results["sets"]
@@ -116,6 +139,9 @@ def markdown(results: dict) -> str:
              "## Genotype (IAC arm, seed " + str(info["seeds"][0]) + ")", "", "```",
              Genotype.from_dict(results["genotype"]).describe(), "```", ""]
     lines += ["## IAC per search seed", "", *seeds_table(results), ""]
+    lines += ["## Gradient signal", "", *signal_table(results), ""]
+    if info.get("iac_settings"):
+        lines += ["## IAC settings", "", ", ".join(f"`{k}={v}`" for k, v in info["iac_settings"].items()), ""]
     lines += ["## Budgets", "", *budget_table(results), "", "## Stages", "", *stage_table(results["stages"]), ""]
     return "\n".join(lines)
 

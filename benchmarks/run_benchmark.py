@@ -24,11 +24,12 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from nnunet_iac.checkpointing import safe_load  # noqa: E402
 from nnunet_iac.genotype import Genotype  # noqa: E402
+from nnunet_iac.settings import SettingsError  # noqa: E402
 from nnunet_iac.summary import label_names, read_dice  # noqa: E402
 from nnunet_iac.trainer_path import ext_trainer_value  # noqa: E402
 
 from benchmarks import datasets, measures  # noqa: E402
-from benchmarks.arms import BASE, CONTROL, FOLD, ArmRunner, iac_arm, search_arm  # noqa: E402
+from benchmarks.arms import BASE, CONTROL, FOLD, ArmRunner, iac_arm, parse_iac_settings, search_arm  # noqa: E402
 from benchmarks.budgets import PAPER, Budget, BudgetError, parse_patch, profile_for  # noqa: E402
 from benchmarks.plans import (CONFIGURATION, PlansError, seed_plans_name, write_bench_plans,  # noqa: E402
                               write_plans_copy)
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="every stage with a few iterations (for the test suite)")
     p.add_argument("--device", default="cpu", help="device for nnU-Net (default cpu)")
     p.add_argument("--resume", action="store_true", help="go on with an interrupted run in --out")
+    p.add_argument("--iac-setting", action="append", default=[], metavar="NAME=VALUE",
+                   help="an nnUNet_IAC_* setting for the search and the retrain, without the prefix, e.g. init=gate "
+                        "(repeatable; recorded in results.json; the budget and seed settings are the benchmark's)")
     budget = p.add_argument_group("budget overrides (defaults: the dataset's profile, see docs/benchmarks.md)")
     budget.add_argument("--batch-size", type=int)
     budget.add_argument("--patch-size", help="2d patch size, e.g. 128x128 (default: nnU-Net's plan or the profile)")
@@ -85,6 +89,7 @@ class Benchmark:
         self.out = Path(args.out).expanduser().resolve()
         self.source = datasets.identify(args.dataset)
         self.budget = self._budget(args, self.source.name)
+        self.iac_settings = parse_iac_settings(args.iac_setting)
         self.seeds = [FIRST_SEED + i for i in range(args.seeds)]
         self.env = subprocess_env(self.out)
         self.raw = self.out / "nnUNet_raw" / self.source.name
@@ -141,7 +146,8 @@ class Benchmark:
         runner.run("plan and preprocess", "nnUNetv2_plan_and_preprocess", "-d", str(self.source.dataset_id), "-c",
                    CONFIGURATION, "-np", "1", "-npfp", "1", env={"nnUNet_n_proc_DA": "1"})
         config = write_bench_plans(self.preprocessed, self.budget.batch_size, self.budget.patch_size)
-        arms = ArmRunner(runner, self.source.dataset_id, self.results, self.budget, self.args.device)
+        arms = ArmRunner(runner, self.source.dataset_id, self.results, self.budget, self.args.device,
+                         self.iac_settings)
 
         arms.train_base()
         validation = datasets.link_case_set("validation", self.raw, datasets.validation_cases(self.preprocessed, FOLD),
@@ -192,6 +198,8 @@ class Benchmark:
             seeds[str(seed)] = {
                 "dice": dice[iac_arm(seed).name],
                 "retrain_own_validation": read_dice(own_validation, names) if own_validation.is_file() else None,
+                "signal": measures.signal_summary(search_arm(seed).fold(self.results), fold,
+                                                  self.budget.warmup_epochs),
                 "genotype": Genotype.load(search_arm(seed).fold(self.results) / "genotype.json").to_dict()}
         genotypes = [Genotype.from_dict(s["genotype"]) for s in seeds.values()]
         ratios = {
@@ -209,6 +217,7 @@ class Benchmark:
             "benchmark": {"dataset": self.source.name, "source": str(self.source.folder), "layout": self.source.layout,
                           "configuration": CONFIGURATION, "fold": FOLD, "device": self.args.device,
                           "smoke": self.args.smoke, "seeds": self.seeds, "cpu_count": os.cpu_count(),
+                          "iac_settings": self.iac_settings,
                           "date": datetime.datetime.now().isoformat(timespec="seconds")},
             "budget": {**self.budget.to_dict(), "patch_size_used": list(config["patch_size"]),
                        "batch_size": config["batch_size"], "control_epochs": batches["control_epochs"],
@@ -239,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         Benchmark(args).main()
-    except (datasets.DatasetError, BudgetError, PlansError) as e:
+    except (datasets.DatasetError, BudgetError, PlansError, SettingsError) as e:
         print(f"benchmark: {e}", file=sys.stderr)
         return 2
     except StageError as e:
