@@ -4,9 +4,11 @@ import json
 import pytest
 import torch
 
+from nnunet_iac.cell_topology import CellTopology
 from nnunet_iac.checkpointing import safe_load
-from nnunet_iac.genotype import Genotype
+from nnunet_iac.genotype import Genotype, derive_genotype
 from nnunet_iac.implant import is_base_key
+from nnunet_iac.operations import search_space
 from nnunet_iac.optimizers import CELL_MOMENTUM
 from nnunet_workspace import DATASET_ID
 
@@ -55,6 +57,23 @@ def test_history_has_one_row_per_epoch_and_alpha_moves_only_after_warmup(search)
     assert history[0]["arch_loss"] is None and history[1]["arch_loss"] is not None
     for row in history:
         assert row["seconds"] > 0 and 0 <= row["parameter_free_ops"] <= 8 and row["alpha_entropy"] > 0
+
+
+def test_genotype_is_the_one_derived_from_the_final_alpha_and_beta(search):
+    """genotype.json and the last history row are what the paper's rule gives on the final checkpoint's alpha and
+    beta (softmax over the operations of an edge, over the incoming edges of a node), recomputed here."""
+    _, _, folder = search
+    weights = safe_load(folder / "checkpoint_final.pth")["network_weights"]
+    alpha, beta = weights["decoder.iac_architecture.alpha"], weights["decoder.iac_architecture.beta"]
+    topology = CellTopology()
+    rows = [range(topology.edge_offset(n), topology.edge_offset(n) + len(topology.node_inputs(n)))
+            for n in range(topology.num_nodes)]
+    edge_weights = torch.cat([torch.softmax(beta[list(r)], 0) for r in rows])
+    expected = derive_genotype(torch.softmax(alpha, -1), edge_weights, topology, search_space())
+    assert Genotype.load(folder / "genotype.json") == expected
+    history = json.loads((folder / "search_history.json").read_text())
+    assert Genotype.from_dict(history[-1]["genotype"]) == expected
+    assert torch.allclose(torch.tensor(history[-1]["op_weights"]), torch.softmax(alpha, -1))
 
 
 def test_search_split_uses_only_the_folds_training_cases(search, workspace):
