@@ -101,6 +101,12 @@ def load_predictor(workspace, monkeypatch, model_folder, folds=(0,)):
     return predictor
 
 
+def fold_network(predictor):
+    """The predictor's network with the weights of its first fold, in eval mode."""
+    predictor.network.load_state_dict(predictor.list_of_parameters[0])
+    return predictor.network.eval()
+
+
 def reference_network(workspace, fold_folder, configuration="2d"):
     """The trained network rebuilt without the model folder's plans.json: the base architecture of the dataset's
     own nnUNetPlans.json, genotype.json and the cell options of iac_settings.json, implanted with the library's
@@ -120,10 +126,8 @@ def reference_network(workspace, fold_folder, configuration="2d"):
 def test_predictor_network_equals_the_network_rebuilt_from_genotype_and_settings(retrained, workspace, monkeypatch):
     """plans.json losing or changing the implant mode, cell options or wiring changes the predictor's output."""
     predictor = load_predictor(workspace, monkeypatch, retrained["model"])
-    network = predictor.network
+    network = fold_network(predictor)
     assert isinstance(network.decoder, ImplantedUNetDecoder)
-    network.load_state_dict(predictor.list_of_parameters[0])
-    network.eval()
     reference = reference_network(workspace, retrained["model"] / "fold_0")
     x = torch.randn(2, 1, *predictor.configuration_manager.patch_size)
     with torch.no_grad():
@@ -263,9 +267,7 @@ def retrained_3d(workspace, tmp_path_factory):
 
 def test_3d_fullres_retrain_predicts_with_the_network_of_its_genotype(retrained_3d, workspace, monkeypatch, tmp_path):
     predictor = load_predictor(workspace, monkeypatch, retrained_3d)
-    network = predictor.network
-    network.load_state_dict(predictor.list_of_parameters[0])
-    network.eval()
+    network = fold_network(predictor)
     x = torch.randn(1, 1, *predictor.configuration_manager.patch_size)
     with torch.no_grad():
         assert torch.allclose(reference_network(workspace, retrained_3d / "fold_0", "3d_fullres")(x), network(x),
