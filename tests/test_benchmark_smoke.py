@@ -29,7 +29,7 @@ def smoke(tmp_path_factory):
     out = root / "out"
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_benchmark", str(raw), "--out", str(out),
                              "--test-images", str(raw / "imagesTs"), "--test-labels", str(raw / "labelsTs"),
-                             "--smoke"], cwd=REPO, capture_output=True, text=True)
+                             "--smoke", "--iac-setting", "init=gate"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return out, json.loads((out / "results.json").read_text())
 
@@ -49,6 +49,18 @@ def test_smoke_results_have_every_arm_set_ratio_and_the_genotype(smoke):
     assert params["base"] > 0 and 0 < params["added_by_cells"] and 0 < params["added_fraction"] < 1
     assert {"base training", "search (seed 12345)", "retrain (seed 12345)", "control training",
             "predict (base)"} <= set(results["stages"])
+
+
+@pytest.mark.integration
+def test_smoke_iac_arm_ran_with_the_given_setting_and_reports_its_gradient_signal(smoke):
+    out, results = smoke
+    assert results["benchmark"]["iac_settings"] == {"nnUNet_IAC_init": "gate"}
+    _, _, retrained = _trained(out, iac_arm(12345))
+    assert retrained["iac"]["settings"]["init"] == "gate"
+    assert any(k.endswith("output_gate") for k in retrained["network_weights"])
+    signal = results["iac_seeds"]["12345"]["signal"]
+    assert signal["search"]["alpha"]["epochs"] >= 1 and signal["retrain"]["projection"][0]["epochs"] >= 1
+    assert "## Gradient signal" in (out / "results.md").read_text()
 
 
 def _trained(out, arm):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINERS = ("nnUNetTrainerIACSearch", "nnUNetTrainerIACRetrain")
+TRAINERS = ("nnUNetTrainerIACSearch", "nnUNetTrainerIACRetrain", "nnUNetTrainerIACRetrainTrial")
 
 
 def run_python(code, env_extra=None):
