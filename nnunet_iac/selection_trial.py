@@ -8,7 +8,6 @@ the search's ``select/``, so nothing else in the user's results tree is written.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Callable
 
 from nnunet_iac.atomic_io import atomic_write_json
 from nnunet_iac.search_split import SPLIT_FILE
+from nnunet_iac.signal_history import json_number
 from nnunet_iac.summary import read_dice
 
 TRIAL_TRAINER = "nnUNetTrainerIACRetrainTrial"
@@ -55,10 +55,6 @@ def run_logged(command: list, env: dict, log: Path) -> int:
         out.write(f"$ {' '.join(command)}\n")
         out.flush()
         return subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-
-
-def finite_or_none(x):
-    return x if x is not None and math.isfinite(x) else None
 
 
 class Trial:
@@ -100,7 +96,7 @@ class Trial:
                              f"{self.log}; fix the cause and run 'nnunet-iac select' again (finished trials are "
                              f"kept).")
         record = {"job": asdict(self.job), "settings": settings,
-                  "val_search_dice": finite_or_none(read_dice(summary)["mean"]), "seconds": round(seconds, 1),
+                  "val_search_dice": json_number(read_dice(summary)["mean"]), "seconds": round(seconds, 1),
                   "summary": str(summary), "log": str(self.log)}
         atomic_write_json(self.folder / RECORD_FILE, record)
         return {**record, "resumed": False}

@@ -15,9 +15,9 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunet_iac.atomic_io import atomic_write_json
 from nnunet_iac.base_model import (check_base_matches, default_base_folder, load_base_weights,
                                    read_base_checkpoint, resolve_base_checkpoint)
+from nnunet_iac.base_policy import trainable_base_children
 from nnunet_iac.checkpointing import IAC_KEY, atomic_torch_save, nnunet_checkpoint, safe_load, unwrap
 from nnunet_iac.determinism import seed_epoch
-from nnunet_iac.base_policy import trainable_base_children
 from nnunet_iac.implant import cell_parameters, count_parameters, freeze_base, trainable_base_parameters
 from nnunet_iac.settings import PREFIX, IACSettings
 
