@@ -70,6 +70,13 @@ def seeds_table(results: dict) -> list[str]:
     return lines
 
 
+def _control_relation(budget: dict) -> str:
+    """">=" for a run made in one sitting; "FEWER than" where a --resume changed the IAC budget after the control
+    trained (the kept control is then reported as it was trained, not as the new budget would size it)."""
+    trained = budget["control_epochs"] * budget["iterations_per_epoch"]
+    return ">=" if trained >= budget["iac_batches"]["batches"] else "FEWER than"
+
+
 def budget_table(results: dict) -> list[str]:
     b, paper = results["budget"], results["paper_budget"]
     def epochs(n: int) -> str:
@@ -79,7 +86,8 @@ def budget_table(results: dict) -> list[str]:
         "base": epochs(b["base_epochs"]),
         "search": f"{epochs(b['search_epochs'])}, of which {b['warmup_epochs']} warm-up",
         "retrain": epochs(b["retrain_epochs"]),
-        "control": f"{epochs(b['control_epochs'])} (>= the {b['iac_batches']['batches']} batches of the IAC arm)",
+        "control": f"{epochs(b['control_epochs'])} ({_control_relation(b)} the {b['iac_batches']['batches']} batches "
+                   f"of the IAC arm)",
     }
     lines = ["| stage | this run | paper (full) | nnU-Net full length |", "|---|---|---|---|"]
     for stage, this_run in rows.items():

@@ -179,6 +179,9 @@ class Benchmark:
         # weights-only reads: never run code stored in a checkpoint
         base_ckpt = safe_load(BASE.fold(self.results) / "checkpoint_final.pth")
         search_ckpt = safe_load(search_arm(first).fold(self.results) / "checkpoint_final.pth")
+        # the control's epochs as trained, not as this sitting's budget asks: a --resume with another
+        # --retrain-epochs keeps the earlier control, and the report must name the control it compares with
+        control_epochs = safe_load(CONTROL.fold(self.results) / "checkpoint_final.pth")["current_epoch"]
         iterations = self.budget.iterations_per_epoch
         base_iteration = measures.seconds_per_iteration(base_ckpt, iterations)
         search_iteration = measures.seconds_per_iteration(search_ckpt, iterations, self.budget.warmup_epochs)
@@ -220,7 +223,7 @@ class Benchmark:
                           "iac_settings": self.iac_settings,
                           "date": datetime.datetime.now().isoformat(timespec="seconds")},
             "budget": {**self.budget.to_dict(), "patch_size_used": list(config["patch_size"]),
-                       "batch_size": config["batch_size"], "control_epochs": batches["control_epochs"],
+                       "batch_size": config["batch_size"], "control_epochs": control_epochs,
                        "iac_batches": batches},
             "paper_budget": PAPER,
             "sets": {"validation": {"cases": len(validation.cases), "source": f"fold {FOLD} of nnU-Net's split"},

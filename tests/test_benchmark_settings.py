@@ -6,7 +6,7 @@ import pytest
 from benchmarks.arms import ArmRunner, parse_iac_settings
 from benchmarks.budgets import SMOKE
 from benchmarks.measures import signal_summary
-from benchmarks.report import signal_table
+from benchmarks.report import budget_table, signal_table
 from nnunet_iac.settings import SettingsError
 
 
@@ -63,3 +63,20 @@ def test_signal_summary_of_a_retrain_without_signal_rows(tmp_path):
     (tmp_path / "search_history.json").write_text(json.dumps([_history_row(0, "search", 2.0, [3.0])]))
     summary = signal_summary(tmp_path, tmp_path / "no_retrain", warmup_epochs=0)
     assert summary["retrain"]["projection"] == [{"epochs": 0, "median": None, "above_1": None, "above_2": None}]
+
+
+def _budget_results(control_epochs: int, iac_batches: int) -> dict:
+    stage = {"paper": "p", "nnunet_default": "n"}
+    return {"budget": {"iterations_per_epoch": 50, "base_epochs": 30, "search_epochs": 7, "warmup_epochs": 2,
+                       "retrain_epochs": 16, "control_epochs": control_epochs, "iac_batches": {"batches": iac_batches},
+                       "patch_size_used": [56, 40], "batch_size": 32, "val_iterations_per_epoch": 5, "tta": False,
+                       "step_size": 0.5},
+            "paper_budget": {name: stage for name in ("base", "search", "retrain", "control")}}
+
+
+def test_budget_table_says_when_a_kept_control_trained_fewer_batches_than_the_iac_arm():
+    """A --resume with a longer retrain keeps the earlier control: the report must not claim it matched."""
+    one_sitting = "\n".join(budget_table(_budget_results(control_epochs=16, iac_batches=800)))
+    assert "16 epochs x 50 iterations (>= the 800 batches" in one_sitting
+    resumed = "\n".join(budget_table(_budget_results(control_epochs=16, iac_batches=1150)))
+    assert "16 epochs x 50 iterations (FEWER than the 1150 batches" in resumed
