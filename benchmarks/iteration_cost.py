@@ -18,11 +18,11 @@ from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
-from nnunet_iac.cells import implant_search_cells
-from nnunet_iac.implant import architecture_parameters, cell_parameters, freeze_base
-from nnunet_iac.reference_networks import hippocampus_2d_unet, hippocampus_3d_unet
-from nnunet_iac.optimizers import architecture_optimizer, cell_optimizer
-from nnunet_iac.search_step import architecture_step, gradients_only_for
+from nnunet_iac.network.builders import implant_search_cells
+from nnunet_iac.network.implant import architecture_parameters, cell_parameters, freeze_base
+from nnunet_iac.network.reference_networks import hippocampus_2d_unet, hippocampus_3d_unet
+from nnunet_iac.search.optimizers import architecture_optimizer, cell_optimizer
+from nnunet_iac.search.architecture_step import architecture_step, gradients_only_for
 
 
 def make_loss():

@@ -18,11 +18,11 @@ import json
 import statistics
 from pathlib import Path
 
-from nnunet_iac.genotype import Genotype
-from nnunet_iac.implant import is_base_key
-from nnunet_iac.operations import OPERATIONS, ZERO
-from nnunet_iac.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows
-from nnunet_iac.summary import model_folder_parameters
+from nnunet_iac.cells.genotype import Genotype
+from nnunet_iac.network.implant import is_base_key
+from nnunet_iac.cells.operations import OPERATIONS, ZERO
+from nnunet_iac.search.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows
+from nnunet_iac.tools.summary import model_folder_parameters
 
 
 def epoch_seconds(checkpoint: dict) -> list[float]:

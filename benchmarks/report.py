@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nnunet_iac.genotype import Genotype
+from nnunet_iac.cells.genotype import Genotype
 
 ARMS = ("base", "control", "iac")
 SETS = ("validation", "test")
@@ -125,7 +125,7 @@ def signal_table(results: dict) -> list[str]:
                      f"{'; '.join(_share(x) for x in search['projection'])} | "
                      f"{'; '.join(_share(x) for x in retrain['projection']) or 'n/a'} |")
     lines += ["", "Median gradient SNR over the epochs after warm-up (share of those epochs with SNR > 1 / > 2); "
-                  "pure noise gives ~1 (nnunet_iac/signal_monitor.py, docs/signal_diagnostics.md)."]
+                  "pure noise gives ~1 (nnunet_iac/search/signal_monitor.py, docs/signal_diagnostics.md)."]
     return lines
 
 

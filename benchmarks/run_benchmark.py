@@ -22,11 +22,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nnunet_iac.checkpointing import safe_load  # noqa: E402
-from nnunet_iac.genotype import Genotype  # noqa: E402
-from nnunet_iac.settings import SettingsError  # noqa: E402
-from nnunet_iac.summary import label_names, read_dice  # noqa: E402
-from nnunet_iac.trainer_path import ext_trainer_value  # noqa: E402
+from nnunet_iac.nnunet.checkpointing import safe_load  # noqa: E402
+from nnunet_iac.cells.genotype import Genotype  # noqa: E402
+from nnunet_iac.nnunet.settings import SettingsError  # noqa: E402
+from nnunet_iac.nnunet.evaluation import label_names, read_dice  # noqa: E402
+from nnunet_iac.nnunet.trainer_path import ext_trainer_value  # noqa: E402
 
 from benchmarks import datasets, measures  # noqa: E402
 from benchmarks.arms import BASE, CONTROL, FOLD, ArmRunner, iac_arm, parse_iac_settings, search_arm  # noqa: E402

@@ -1,5 +1,5 @@
 import sys
 
-from nnunet_iac.cli import main
+from nnunet_iac.tools.cli import main
 
 sys.exit(main())

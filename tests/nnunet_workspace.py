@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nnunet_iac.synthetic_dataset import make_synthetic_dataset
-from nnunet_iac.trainer_path import trainers_dir
+from nnunet_iac.tools.synthetic_dataset import make_synthetic_dataset
+from nnunet_iac.nnunet.trainer_path import trainers_dir
 
 DATASET_ID = 990
 DATASET = "Dataset990_IACSynthetic"

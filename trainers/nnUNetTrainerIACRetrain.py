@@ -1,5 +1,5 @@
 """Stage III: ``nnUNetv2_train D CONFIG FOLD -tr nnUNetTrainerIACRetrain`` trains the searched cells in your model."""
-from nnunet_iac.retrain_trainer import IACRetrainTrainer
+from nnunet_iac.nnunet.retrain_trainer import IACRetrainTrainer
 
 
 class nnUNetTrainerIACRetrain(IACRetrainTrainer):

@@ -1,5 +1,5 @@
 """``nnunet-iac select`` runs this: a short Stage III of a candidate genotype on train_search, scored on val_search."""
-from nnunet_iac.trial_trainer import IACRetrainTrialTrainer
+from nnunet_iac.nnunet.trial_trainer import IACRetrainTrialTrainer
 
 
 class nnUNetTrainerIACRetrainTrial(IACRetrainTrialTrainer):

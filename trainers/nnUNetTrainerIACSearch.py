@@ -1,5 +1,5 @@
 """Stage II: ``nnUNetv2_train D CONFIG FOLD -tr nnUNetTrainerIACSearch`` searches the cell on your trained model."""
-from nnunet_iac.search_trainer import IACSearchTrainer
+from nnunet_iac.nnunet.search_trainer import IACSearchTrainer
 
 
 class nnUNetTrainerIACSearch(IACSearchTrainer):

@@ -14,8 +14,8 @@ import os
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_iac.checkpointing import safe_load, unwrap
-from nnunet_iac.settings import parse_int
+from nnunet_iac.nnunet.checkpointing import safe_load, unwrap
+from nnunet_iac.nnunet.settings import parse_int
 
 PREFIX = "nnUNet_BENCH_"
 

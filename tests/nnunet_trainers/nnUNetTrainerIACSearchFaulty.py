@@ -13,8 +13,8 @@ import signal
 
 import torch
 
-from nnunet_iac.retrain_trainer import IACRetrainTrainer
-from nnunet_iac.search_trainer import IACSearchTrainer
+from nnunet_iac.nnunet.retrain_trainer import IACRetrainTrainer
+from nnunet_iac.nnunet.search_trainer import IACSearchTrainer
 
 
 class KilledAfterEpoch:

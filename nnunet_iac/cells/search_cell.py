@@ -1,0 +1,98 @@
+"""The searchable cell: every edge a PC-DARTS partial-channel mixed operation (paper eq. 3-5)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnunet_iac.cells.frame import CellFrame
+from nnunet_iac.cells.topology import NUM_INPUTS, CellTopology
+from nnunet_iac.cells.layer_spec import LayerSpec
+from nnunet_iac.cells.operations import ZERO, build_operation
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave ``groups`` channel groups, for tensors of any spatial dimensionality (4-D, 5-D)."""
+    batch, channels = x.shape[:2]
+    if channels % groups:
+        raise ValueError(f"channel_shuffle: {channels} channels do not split into {groups} groups.")
+    spatial = x.shape[2:]
+    x = x.reshape(batch, groups, channels // groups, *spatial).transpose(1, 2)
+    return x.reshape(batch, channels, *spatial)
+
+
+class PartialChannelEdges(nn.Module):
+    """The PC-DARTS mixed operations of all ``num_edges`` edges that leave one node (paper eq. 3).
+
+    On every edge 1/K of the channels go through the softmax(alpha)-weighted sum of the operations and
+    the rest bypass; a channel shuffle follows. All edges leaving a node take the same first C/K
+    channels, so parameter-free operations are computed once for all of them and each operation with
+    weights runs as one grouped call over the edges (same result as separate calls, far fewer kernels).
+    The zero op contributes nothing to the sum and is not computed; its alpha still acts via the softmax.
+    """
+
+    def __init__(self, spec: LayerSpec, channels: int, operation_names: tuple[str, ...], partial_k: int,
+                 num_edges: int = 1):
+        super().__init__()
+        if channels % partial_k:
+            raise ValueError(f"Cell width {channels} is not divisible by K={partial_k}.")
+        self.partial_k = partial_k
+        self.num_edges = num_edges
+        self.sampled = channels // partial_k
+        self.ops = nn.ModuleList(build_operation(name, spec, self.sampled, num_edges) for name in operation_names)
+        self.computed = [i for i, name in enumerate(operation_names) if name != ZERO]
+        self.shared = [not any(True for _ in self.ops[i].parameters()) for i in range(len(self.ops))]
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> list[torch.Tensor]:
+        """``weights``: softmax(alpha) of the edges, shape (num_edges, ops); returns one tensor per edge."""
+        sampled, bypass = x[:, :self.sampled], x[:, self.sampled:]
+        batch, spatial = x.shape[0], x.shape[2:]
+        grouped_shape = (batch, self.num_edges, self.sampled, *spatial)
+        broadcast = (1, self.num_edges, 1, *([1] * len(spatial)))
+        repeated = None
+        mixed = 0
+        for i in self.computed:
+            if self.shared[i]:
+                out = self.ops[i](sampled).unsqueeze(1)
+            else:
+                if repeated is None:
+                    repeated = sampled.repeat(1, self.num_edges, *([1] * len(spatial)))
+                out = self.ops[i](repeated).reshape(grouped_shape)
+            mixed = mixed + weights[:, i].reshape(broadcast) * out
+        return [channel_shuffle(torch.cat([mixed[:, e], bypass], dim=1), self.partial_k)
+                for e in range(self.num_edges)]
+
+
+class SearchCell(CellFrame):
+    def __init__(self, spec: LayerSpec, skip_channels: int, up_channels: int, width: int,
+                 topology: CellTopology, operation_names: tuple[str, ...], partial_k: int = 4):
+        super().__init__(spec, skip_channels, up_channels, width, topology)
+        self.operation_names = tuple(operation_names)
+        self.sources = nn.ModuleList(
+            PartialChannelEdges(spec, width, self.operation_names, partial_k, len(self.targets(src)))
+            for src in range(NUM_INPUTS + topology.num_nodes - 1)
+        )
+
+    def targets(self, src: int) -> range:
+        """Intermediate nodes fed by graph node ``src``."""
+        return range(max(0, src - NUM_INPUTS + 1), self.topology.num_nodes)
+
+    def forward(self, skip: torch.Tensor, up: torch.Tensor,
+                architecture: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        op_weights, edge_weights = architecture
+        states = self.input_states(skip, up)
+        pending = [0] * self.topology.num_nodes
+        for src, edges in enumerate(self.sources):
+            if src >= NUM_INPUTS:
+                states.append(pending[src - NUM_INPUTS])
+            targets = self.targets(src)
+            rows = [self.topology.edge_offset(node) + src for node in targets]
+            for node, row, out in zip(targets, rows, edges(states[src], op_weights[rows])):
+                pending[node] = pending[node] + edge_weights[row] * out
+        states.append(pending[-1])
+        return self.project(states)
+
+    def feature_map_size(self, spatial_size) -> np.int64:
+        voxels = np.prod(spatial_size, dtype=np.int64)
+        per_edge = sum((len(s.computed) + s.partial_k) * s.sampled * s.num_edges for s in self.sources)
+        return super().feature_map_size(spatial_size) + voxels * per_edge

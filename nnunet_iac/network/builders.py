@@ -1,0 +1,58 @@
+"""Implant search cells (a supernet) or discrete cells (from a genotype) into a base network."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from nnunet_iac.cells.architecture_parameters import ArchitectureParameters
+from nnunet_iac.cells.output_init import check_init
+from nnunet_iac.cells.topology import CellTopology, cell_width
+from nnunet_iac.cells.discrete_cell import DiscreteCell
+from nnunet_iac.cells.genotype import Genotype
+from nnunet_iac.network.implant import base_decoder, implant_cells
+from nnunet_iac.cells.layer_spec import LayerSpec
+from nnunet_iac.cells.operations import search_space
+from nnunet_iac.cells.search_cell import SearchCell
+
+
+@dataclass(frozen=True)
+class CellOptions:
+    """What shapes the cells besides the genotype; searched and retrained cells must use the same k, width
+    and mode. ``init`` is how a residual cell's output starts (``cell_init``); ``gate`` adds a parameter."""
+
+    partial_k: int = 4
+    width_divisor: int = 4
+    mode: str = "residual"
+    init: str = "zero"
+
+    def __post_init__(self):
+        check_init(self.init, self.mode)
+
+    def width(self, skip_channels: int) -> int:
+        return cell_width(skip_channels, self.partial_k, self.width_divisor)
+
+
+def implant_search_cells(network: nn.Module, options: CellOptions = CellOptions(),
+                         topology: CellTopology = CellTopology(),
+                         operation_names: tuple[str, ...] | None = None) -> nn.Module:
+    """The supernet: one shared ArchitectureParameters, one SearchCell with its own weights per level."""
+    operation_names = tuple(operation_names or search_space())
+    spec = LayerSpec.from_encoder(base_decoder(network).encoder)
+    architecture = ArchitectureParameters(topology, len(operation_names))
+
+    def make_cell(stage: int, skip_channels: int, up_channels: int) -> SearchCell:
+        return SearchCell(spec, skip_channels, up_channels, options.width(skip_channels), topology,
+                          operation_names, options.partial_k)
+
+    return implant_cells(network, make_cell, options.mode, architecture, options.init)
+
+
+def implant_discrete_cells(network: nn.Module, genotype: Genotype,
+                           options: CellOptions = CellOptions()) -> nn.Module:
+    spec = LayerSpec.from_encoder(base_decoder(network).encoder)
+
+    def make_cell(stage: int, skip_channels: int, up_channels: int) -> DiscreteCell:
+        return DiscreteCell(spec, skip_channels, up_channels, options.width(skip_channels), genotype)
+
+    return implant_cells(network, make_cell, options.mode, init=options.init)

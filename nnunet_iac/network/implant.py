@@ -1,0 +1,181 @@
+"""Put a cell into every skip connection of a trained dynamic-network-architectures U-Net.
+
+The decoder of PlainConvUNet and ResidualEncoderUNet (``UNetDecoder``) concatenates, at each stage,
+the upsampled features *first* and the encoder skip second, and its first convolution was trained on
+exactly that. The implanted decoder keeps that concatenation and either adds the cell output to it
+(``residual``; by default the cell's last projection starts at zero, so the network starts as the base;
+see ``cell_init`` for the other starts) or replaces it by the cell output (``replace``, the paper's form).
+
+The implanted decoder re-uses the base decoder's own submodules under their own names and adds
+``iac_cells`` (and, while searching, ``iac_architecture``), so every state_dict key of the base is
+unchanged and a base checkpoint loads into it strictly once the new keys are accounted for.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
+from torch import nn
+
+from nnunet_iac.cells.output_init import initialize_output
+
+MODES = ("residual", "replace")
+CELLS = "iac_cells"
+ARCHITECTURE = "iac_architecture"
+
+CellFactory = Callable[[int, int, int], nn.Module]
+"""(decoder stage, skip channels, upsampled channels) -> cell. Stage 0 is the lowest resolution."""
+
+
+class ImplantError(TypeError):
+    """The network cannot take cells (unsupported architecture or already implanted)."""
+
+
+class ImplantedUNetDecoder(UNetDecoder):
+    def __init__(self, decoder: UNetDecoder, cells: list[nn.Module], mode: str,
+                 architecture: nn.Module | None = None):
+        nn.Module.__init__(self)
+        if mode not in MODES:
+            raise ValueError(f"Unknown implant mode {mode!r}; use one of {', '.join(MODES)}.")
+        if len(cells) != len(decoder.stages):
+            raise ValueError(f"Got {len(cells)} cells for {len(decoder.stages)} decoder stages.")
+        for name, module in decoder.named_children():
+            self.add_module(name, module)
+        self.deep_supervision = decoder.deep_supervision
+        self.num_classes = decoder.num_classes
+        self.iac_mode = mode
+        self.iac_base_frozen = False
+        self.iac_trainable_base = frozenset()
+        self.add_module(CELLS, nn.ModuleList(cells))
+        self.add_module(ARCHITECTURE, architecture)
+
+    def merge(self, stage: int, up: torch.Tensor, skip: torch.Tensor, architecture) -> torch.Tensor:
+        cell_out = self.iac_cells[stage](skip, up, architecture)
+        if self.iac_mode == "replace":
+            return cell_out
+        return torch.cat((up, skip), 1) + cell_out
+
+    def forward(self, skips):
+        architecture = self.iac_architecture() if self.iac_architecture is not None else None
+        lres_input = skips[-1]
+        seg_outputs = []
+        last = len(self.stages) - 1
+        for s in range(len(self.stages)):
+            x = self.merge(s, self.transpconvs[s](lres_input), skips[-(s + 2)], architecture)
+            x = self.stages[s](x)
+            if self.deep_supervision or s == last:
+                seg_outputs.append(self.seg_layers[s](x))
+            lres_input = x
+        seg_outputs = seg_outputs[::-1]
+        return seg_outputs if self.deep_supervision else seg_outputs[0]
+
+    def compute_conv_feature_map_size(self, input_size):
+        output = super().compute_conv_feature_map_size(input_size)
+        skip_sizes = []
+        for stride in self.encoder.strides[:-1]:
+            input_size = [i // j for i, j in zip(input_size, stride)]
+            skip_sizes.append(input_size)
+        for s, cell in enumerate(self.iac_cells):
+            output += cell.feature_map_size(skip_sizes[-(s + 1)])
+        return output
+
+    def named_base_children(self) -> Iterator[tuple[str, nn.Module]]:
+        for name, module in self.named_children():
+            if name not in (CELLS, ARCHITECTURE):
+                yield name, module
+
+    def train(self, mode: bool = True):
+        """A frozen base stays in eval mode, so norm statistics and dropout of the base never change; base
+        children left trainable (``iac_trainable_base``) follow ``mode`` as in nnU-Net's own fine-tuning."""
+        super().train(mode)
+        if self.iac_base_frozen:
+            for name, module in self.named_base_children():
+                if name not in self.iac_trainable_base:
+                    module.eval()
+        return self
+
+
+def base_decoder(network: nn.Module) -> UNetDecoder:
+    """The decoder cells go into; refuses networks that cannot take them."""
+    decoder = getattr(network, "decoder", None)
+    if isinstance(decoder, ImplantedUNetDecoder):
+        raise ImplantError("This network already has cells implanted; implant into the base network.")
+    if not isinstance(decoder, UNetDecoder) or not hasattr(network, "encoder"):
+        raise ImplantError(
+            f"Cannot implant cells into {type(network).__name__}: nnunet-iac supports networks with a "
+            f"dynamic-network-architectures UNetDecoder (PlainConvUNet, ResidualEncoderUNet).")
+    return decoder
+
+
+def implant_cells(network: nn.Module, make_cell: CellFactory, mode: str = "residual",
+                  architecture: nn.Module | None = None, init: str = "zero") -> nn.Module:
+    """Replace ``network.decoder`` by an implanted decoder with one cell per stage; returns ``network``.
+    ``init`` sets how each residual cell's output starts (``nnunet_iac.cells.output_init``)."""
+    decoder = base_decoder(network)
+    channels = decoder.encoder.output_channels
+    cells = []
+    for s in range(len(decoder.stages)):
+        skip_channels = channels[-(s + 2)]
+        cell = make_cell(s, skip_channels, skip_channels)
+        initialize_output(cell, init, mode)
+        cells.append(cell)
+    network.decoder = ImplantedUNetDecoder(decoder, cells, mode, architecture)
+    return network
+
+
+def implanted_decoder(network: nn.Module) -> ImplantedUNetDecoder:
+    decoder = getattr(network, "decoder", None)
+    if not isinstance(decoder, ImplantedUNetDecoder):
+        raise ImplantError(f"{type(network).__name__} has no implanted cells.")
+    return decoder
+
+
+def cell_parameters(network: nn.Module) -> list[nn.Parameter]:
+    return list(implanted_decoder(network).iac_cells.parameters())
+
+
+def architecture_parameters(network: nn.Module) -> list[nn.Parameter]:
+    architecture = implanted_decoder(network).iac_architecture
+    return [] if architecture is None else list(architecture.parameters())
+
+
+def base_parameters(network: nn.Module) -> list[nn.Parameter]:
+    added = {id(p) for p in cell_parameters(network) + architecture_parameters(network)}
+    return [p for p in network.parameters() if id(p) not in added]
+
+
+def is_base_key(key: str) -> bool:
+    """Whether a state_dict key belongs to the base network (not to cells or alpha/beta)."""
+    return f"{CELLS}." not in key and f"{ARCHITECTURE}." not in key
+
+
+def trainable_base_parameters(network: nn.Module, trainable_children: Iterable[str] = ()) -> list[nn.Parameter]:
+    """Base parameters inside the implanted decoder's children named in ``trainable_children``."""
+    names = set(trainable_children)
+    return [p for name, module in implanted_decoder(network).named_base_children() if name in names
+            for p in module.parameters()]
+
+
+def freeze_base(network: nn.Module, trainable_children: Iterable[str] = ()) -> nn.Module:
+    """No gradients for the base and base always in eval mode; only cells (and alpha/beta) learn.
+
+    ``trainable_children`` names children of the implanted decoder (``stages``, ``transpconvs``,
+    ``seg_layers``, ``encoder``; see ``base_policy``) that stay trainable and in train mode instead."""
+    trainable_children = frozenset(trainable_children)
+    decoder = implanted_decoder(network)
+    unknown = trainable_children - {name for name, _ in decoder.named_base_children()}
+    if unknown:
+        raise ValueError(f"freeze_base: the decoder has no base children {sorted(unknown)}.")
+    trainable = {id(p) for p in trainable_base_parameters(network, trainable_children)}
+    for p in base_parameters(network):
+        p.requires_grad_(id(p) in trainable)
+    decoder.iac_base_frozen = True
+    decoder.iac_trainable_base = trainable_children
+    network.train(network.training)
+    return network
+
+
+def count_parameters(parameters) -> int:
+    return int(sum(np.prod(p.shape, dtype=np.int64) for p in parameters))

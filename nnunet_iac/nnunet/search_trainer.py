@@ -1,0 +1,235 @@
+"""Stage II inside nnU-Net's own training loop: PC-DARTS cell search on a frozen, trained base.
+
+nnU-Net's loop runs unchanged; each of its training iterations becomes one search iteration: an
+alpha/beta update on a val_search batch (after the warm-up epochs), then nnU-Net's own train_step
+updates the cell weights on a train_search batch (paper Algorithm 1). nnU-Net's per-epoch validation
+monitors val_search; the fold's validation cases are used only by the final standard validation.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_iac.network.builders import implant_search_cells
+from nnunet_iac.nnunet.checkpointing import unwrap
+from nnunet_iac.nnunet.data_loading import make_training_loader, shut_down
+from nnunet_iac.cells.genotype import derive_genotype
+from nnunet_iac.network.implant import architecture_parameters, cell_parameters
+from nnunet_iac.search.optimizers import CELL_LR, architecture_optimizer, cell_optimizer
+from nnunet_iac.search.plots import draw_genotype, plot_operation_weights, plot_signal
+from nnunet_iac.search.schedules import search_cell_scheduler
+from nnunet_iac.search.history import EpochRecord, SearchHistory, alpha_entropy, parameter_free_ops
+from nnunet_iac.search.split import load_or_create_split
+from nnunet_iac.search.architecture_step import architecture_grad_scaler, architecture_step, gradients_only_for
+from nnunet_iac.nnunet.settings import IACSettings
+from nnunet_iac.search.signal_monitor import CellSignalMonitor, describe_signal
+from nnunet_iac.nnunet.trainer_base import nnUNetTrainerIACBase
+
+GENOTYPE_FILE = "genotype.json"
+HISTORY_FILE = "search_history.json"
+WEIGHTS_PLOT = "operation_weights.png"
+GENOTYPE_PLOT = "genotype.png"
+SIGNAL_PLOT = "signal.png"
+SEARCH_LOSS_LABELS = {"train_loss": "supernet, train_search (cell steps)",
+                      "arch_loss": "supernet, val_search (alpha/beta steps)",
+                      "val_loss": "supernet, val_search (nnU-Net validation)"}
+
+
+class SearchConverged(Exception):
+    """The genotype has been stable for the configured number of epochs."""
+
+
+class SearchDiverged(FloatingPointError):
+    """A search loss became NaN or infinite; nothing of the current epoch is saved."""
+
+
+class IACSearchTrainer(nnUNetTrainerIACBase):
+    validation_setting = "search_validation"
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = CELL_LR
+        self.arch_optimizer = None
+        self.arch_grad_scaler = None
+        self.signal_monitor = None
+        self.dataloader_arch = None
+        self.search_split = None
+        self.search_datasets = None
+        self.history = SearchHistory()
+        self._arch_losses = []
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels, num_output_channels,
+                                   enable_deep_supervision: bool = True):
+        base = nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                                        num_output_channels, enable_deep_supervision)
+        return implant_search_cells(base, IACSettings.from_env().cell_options)
+
+    def configure_optimizers(self):
+        """Cell weights: SGD lr 0.01, momentum as nnU-Net (see optimizers), with nnUNet_IAC_search_schedule:
+        PC-DARTS' cosine (default) or the paper's cosine power annealing (4.2.2; see schedules)."""
+        optimizer = cell_optimizer(cell_parameters(unwrap(self.network)))
+        return optimizer, search_cell_scheduler(self.iac_settings.search_schedule, optimizer, CELL_LR, self.num_epochs)
+
+    def initialize(self):
+        super().initialize()
+        self.arch_optimizer = architecture_optimizer(architecture_parameters(unwrap(self.network)),
+                                                    self.iac_settings.arch_lr)
+        self.arch_grad_scaler = architecture_grad_scaler(self.device)
+        self.signal_monitor = CellSignalMonitor(unwrap(self.network))
+
+    @property
+    def is_warmup(self) -> bool:
+        return self.current_epoch < self.iac_settings.warmup_epochs
+
+    def get_tr_and_val_datasets(self):
+        """train_search trains the cell weights; val_search (the other half) steers alpha/beta and is monitored."""
+        train_keys, _ = self.do_split()
+        self.search_split = load_or_create_split(Path(self.output_folder), train_keys, self.iac_settings.seed,
+                                                 self.fold)
+        self.print_to_log_file(f"Search split: {len(self.search_split['train_search'])} train_search and "
+                               f"{len(self.search_split['val_search'])} val_search cases (of the fold's training "
+                               f"cases; its validation cases are not used by the search).")
+        self.search_datasets = tuple(
+            self.dataset_class(self.preprocessed_dataset_folder, self.search_split[part],
+                               folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
+            for part in ("train_search", "val_search"))
+        return self.search_datasets
+
+    def get_dataloaders(self):
+        loader_train, loader_val = super().get_dataloaders()
+        self.dataloader_arch = make_training_loader(self, self.search_datasets[1])
+        return loader_train, loader_val
+
+    def train_step(self, batch: dict) -> dict:
+        network = unwrap(self.network)
+        arch, cells = architecture_parameters(network), cell_parameters(network)
+        arch_loss = float("nan")
+        if not self.is_warmup:
+            with gradients_only_for(arch, cells):
+                arch_loss = architecture_step(self.network, self.loss, next(self.dataloader_arch),
+                                              self.arch_optimizer, self.device, self.arch_grad_scaler,
+                                              self.signal_monitor.observe_architecture)
+            self.check_finite(arch_loss, "architecture (alpha/beta) loss on val_search")
+        with gradients_only_for(cells, arch):
+            result = super().train_step(batch)
+        self.signal_monitor.observe_cells()
+        self.check_finite(float(result["loss"]), "cell-weight loss on train_search")
+        return {**result, "arch_loss": np.array(arch_loss)}
+
+    def check_finite(self, loss: float, what: str) -> None:
+        if np.isfinite(loss):
+            return
+        epoch = self.current_epoch
+        kept = (f"genotype.json and search_history.json hold the last good state (epoch {epoch - 1}), and "
+                f"checkpoint_latest.pth the last checkpoint written (every nnUNet_IAC_save_every="
+                f"{self.iac_settings.save_every} epochs)") if epoch > 0 else "no epoch had finished, nothing was saved"
+        raise SearchDiverged(
+            f"The search diverged in epoch {epoch}: the {what} is {loss}. Nothing of epoch {epoch} was written; "
+            f"in {self.output_folder} {kept}. Retrain the cells from that genotype (nnUNetTrainerIACRetrain) or "
+            f"search again with another nnUNet_IAC_seed; if it recurs, check the base and the data for NaNs.")
+
+    def on_train_epoch_start(self):
+        super().on_train_epoch_start()
+        self.signal_monitor.reset()
+
+    def on_train_epoch_end(self, train_outputs):
+        super().on_train_epoch_end(train_outputs)
+        self._arch_losses = [float(o["arch_loss"]) for o in train_outputs]
+
+    def current_genotype(self):
+        network = unwrap(self.network)
+        arch = network.decoder.iac_architecture
+        op_weights, edge_weights = arch()
+        meta = {
+            "spatial_dims": len(self.configuration_manager.patch_size),
+            "levels": len(network.decoder.iac_cells),
+            "epoch": self.current_epoch,
+            "dataset": self.plans_manager.dataset_name,
+            "plans": self.plans_manager.plans_name,
+            "configuration": self.configuration_name,
+            "fold": self.fold,
+            "k": self.iac_settings.k, "width_divisor": self.iac_settings.width_divisor,
+            "mode": self.iac_settings.mode, "init": self.iac_settings.init,
+        }
+        operation_names = network.decoder.iac_cells[0].operation_names
+        return derive_genotype(op_weights, edge_weights, arch.topology, operation_names, meta=meta), \
+            op_weights, edge_weights
+
+    def on_epoch_end(self):
+        if self.local_rank == 0:
+            self.record_epoch()
+        super().on_epoch_end()
+        stable = self.history.stable_epochs()
+        if self.iac_settings.stable_epochs and stable >= self.iac_settings.stable_epochs \
+                and self.current_epoch < self.num_epochs:
+            self.print_to_log_file(f"Genotype unchanged for {stable} epochs: stopping the search early "
+                                   f"(nnUNet_IAC_stable_epochs={self.iac_settings.stable_epochs}, 0 disables).")
+            raise SearchConverged()
+
+    def record_epoch(self) -> None:
+        with torch.no_grad():
+            genotype, op_weights, edge_weights = self.current_genotype()
+        started = self.logger.get_value("epoch_start_timestamps", step=-1)
+        arch_losses = [x for x in self._arch_losses if np.isfinite(x)]
+        signal = self.signal_monitor.epoch_summary()
+        record = EpochRecord(
+            epoch=self.current_epoch, phase="warmup" if self.is_warmup else "search",
+            genotype=genotype.to_dict(), op_weights=op_weights.tolist(), edge_weights=edge_weights.tolist(),
+            train_loss=float(self.logger.get_value("train_losses", step=-1)),
+            arch_loss=float(np.mean(arch_losses)) if arch_losses else float("nan"),
+            val_loss=float(self.logger.get_value("val_losses", step=-1)),
+            seconds=time.time() - started, parameter_free_ops=parameter_free_ops(genotype),
+            alpha_entropy=alpha_entropy(op_weights), **signal)
+        self.history.append(record)
+        self.history.save(Path(self.output_folder) / HISTORY_FILE)
+        genotype.save(Path(self.output_folder) / GENOTYPE_FILE)
+        self.print_to_log_file(f"IAC {record.phase} epoch {record.epoch}: alpha entropy {record.alpha_entropy:.4f}, "
+                               f"{record.parameter_free_ops} parameter-free ops chosen, {describe_signal(signal)}; "
+                               f"genotype:\n"
+                               + genotype.describe())
+
+    def run_training(self):
+        try:
+            super().run_training()
+        except SearchConverged:
+            self.on_train_end()
+        except SearchDiverged as e:
+            self.print_to_log_file(str(e))
+            for loader in (self.dataloader_train, self.dataloader_val, self.dataloader_arch):
+                shut_down(loader)
+            raise
+
+    def on_train_end(self):
+        super().on_train_end()
+        shut_down(self.dataloader_arch)
+        if self.local_rank == 0 and self.history.records:
+            out = Path(self.output_folder)
+            network = unwrap(self.network)
+            plot_operation_weights(self.history.records, network.decoder.iac_cells[0].operation_names,
+                                   network.decoder.iac_architecture.topology, out / WEIGHTS_PLOT)
+            plot_signal(self.history.to_list(), out / SIGNAL_PLOT, SEARCH_LOSS_LABELS)
+            with torch.no_grad():
+                genotype = self.current_genotype()[0]
+            genotype.save(out / GENOTYPE_FILE)
+            draw_genotype(genotype, out / GENOTYPE_PLOT, f"{self.plans_manager.dataset_name} {self.configuration_name} "
+                                                         f"fold {self.fold}, epoch {self.current_epoch - 1}")
+            self.print_to_log_file(f"Final genotype written to {out / GENOTYPE_FILE}")
+
+    def iac_state(self) -> dict:
+        scaler = self.arch_grad_scaler.state_dict() if self.arch_grad_scaler is not None else None
+        return {**super().iac_state(), "arch_optimizer_state": self.arch_optimizer.state_dict(),
+                "arch_grad_scaler_state": scaler, "history": self.history.to_list(), "search_split": self.search_split}
+
+    def restore_iac_state(self, state: dict) -> None:
+        """The signal monitor is not restored: it starts empty with every epoch, the unit of resuming."""
+        if "arch_optimizer_state" in state:
+            self.arch_optimizer.load_state_dict(state["arch_optimizer_state"])
+        if self.arch_grad_scaler is not None and state.get("arch_grad_scaler_state"):
+            self.arch_grad_scaler.load_state_dict(state["arch_grad_scaler_state"])
+        self.history = SearchHistory.from_list(state.get("history", []))

@@ -1,0 +1,134 @@
+"""What the search and the retrain trainer share: settings, the frozen base, atomic checkpoints.
+
+Subclasses keep nnU-Net's fixed ``__init__`` signature and override one hook at a time; the base
+model is found, checked and loaded in ``initialize`` right after nnU-Net has built the network.
+"""
+from __future__ import annotations
+
+from os.path import join
+
+import torch
+import torch.distributed as dist
+from nnunetv2.paths import nnUNet_results
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_iac.common.atomic_io import atomic_write_json
+from nnunet_iac.nnunet.base_model import (check_base_matches, default_base_folder, load_base_weights,
+                                   read_base_checkpoint, resolve_base_checkpoint)
+from nnunet_iac.network.base_policy import trainable_base_children
+from nnunet_iac.nnunet.checkpointing import IAC_KEY, atomic_torch_save, nnunet_checkpoint, safe_load, unwrap
+from nnunet_iac.common.determinism import seed_epoch
+from nnunet_iac.network.implant import cell_parameters, count_parameters, freeze_base, trainable_base_parameters
+from nnunet_iac.nnunet.settings import PREFIX, IACSettings
+
+SETTINGS_FILE = "iac_settings.json"
+
+
+class MultiProcessNotSupported(RuntimeError):
+    """nnU-Net's -num_gpus > 1 (DDP) is not supported by the IAC trainers."""
+
+
+class OutputFolderError(OSError):
+    """nnU-Net cannot create or write the trainer's output folder."""
+
+
+def refuse_distributed(trainer_name: str) -> None:
+    """Refuse DDP before anything is written: per-rank architecture updates would let ranks disagree on the
+    genotype, and nnU-Net's DDP wrapper cannot switch gradients between cells and alpha/beta per step."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        raise MultiProcessNotSupported(
+            f"{trainer_name} does not support multi-process training (-num_gpus > 1, world size "
+            f"{dist.get_world_size()}): every rank would update alpha/beta on its own batches. Run it on one "
+            f"GPU (drop -num_gpus); the cells are small, one GPU is enough.")
+
+
+class nnUNetTrainerIACBase(nnUNetTrainer):
+    #: the IACSettings field that, when 0, skips nnU-Net's final validation of this trainer
+    validation_setting = ""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        refuse_distributed(self.__class__.__name__)
+        try:
+            super().__init__(plans, configuration, fold, dataset_json, device)
+        except OSError as e:
+            raise OutputFolderError(
+                f"nnU-Net cannot write the output folder of {self.__class__.__name__} "
+                f"({getattr(e, 'filename', None) or e}): {e.strerror or e}. Point nnUNet_results at a writable "
+                f"folder (it is read as {nnUNet_results}).") from e
+        self.iac_settings = IACSettings.from_env()
+        self.num_epochs = self.iac_settings.epochs
+        self.num_iterations_per_epoch = self.iac_settings.iterations_per_epoch
+        self.num_val_iterations_per_epoch = self.iac_settings.val_iterations_per_epoch
+        self.save_every = self.iac_settings.save_every
+        self.base_checkpoint = None
+
+    def _do_i_compile(self):
+        return False
+
+    def initialize(self):
+        torch.manual_seed(self.iac_settings.seed)
+        super().initialize()
+        self.load_base()
+
+    @property
+    def base_policy(self) -> str:
+        """Which base weights train besides the cells (``base_policy``); the search keeps the base frozen."""
+        return "frozen"
+
+    def load_base(self) -> None:
+        folder = default_base_folder(nnUNet_results, self.plans_manager.dataset_name,
+                                     self.plans_manager.plans_name, self.configuration_name)
+        path = resolve_base_checkpoint(folder, self.fold, self.iac_settings.base)
+        checkpoint = read_base_checkpoint(path)
+        check_base_matches(checkpoint, path, self.plans_manager.plans, self.configuration_name, self.dataset_json)
+        network = unwrap(self.network)
+        load_base_weights(network, checkpoint["network_weights"], path)
+        trainable = trainable_base_children(network, self.base_policy)
+        freeze_base(network, trainable)
+        self.base_checkpoint = path
+        unfrozen = (f"the base's {', '.join(trainable)} train too "
+                    f"({count_parameters(trainable_base_parameters(network, trainable)):,} parameters)") if trainable \
+            else "the base is frozen"
+        self.print_to_log_file(f"Loaded the base from {path} ({self.base_policy}): cells train "
+                               f"{count_parameters(cell_parameters(network)):,} parameters, {unfrozen}.")
+
+    def on_train_epoch_start(self):
+        seed_epoch(self.iac_settings.seed, self.current_epoch)
+        super().on_train_epoch_start()
+
+    def on_train_start(self):
+        super().on_train_start()
+        if self.local_rank == 0:
+            atomic_write_json(join(self.output_folder, SETTINGS_FILE),
+                              {**self.iac_settings.to_dict(), "base_checkpoint": str(self.base_checkpoint)})
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        if self.validation_setting and not getattr(self.iac_settings, self.validation_setting):
+            self.print_to_log_file(f"Skipping nnU-Net's final validation ({PREFIX}{self.validation_setting}=0); "
+                                   f"unset it and run nnUNetv2_train ... --val to validate later.")
+            return
+        super().perform_actual_validation(save_probabilities)
+
+    def iac_state(self) -> dict:
+        """Extra state saved with every checkpoint under the 'iac' key."""
+        return {"settings": self.iac_settings.to_dict()}
+
+    def restore_iac_state(self, state: dict) -> None:
+        """Counterpart of ``iac_state`` when a training is continued."""
+
+    def save_checkpoint(self, filename: str) -> None:
+        if self.local_rank != 0:
+            return
+        if self.disable_checkpointing:
+            self.print_to_log_file("No checkpoint written, checkpointing is disabled")
+            return
+        atomic_torch_save(nnunet_checkpoint(self, self.iac_state()), filename)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        """Checked weights-only first; nnU-Net's loader (which needs a file name) then reads it again."""
+        checkpoint = filename_or_checkpoint
+        if not isinstance(checkpoint, dict):
+            checkpoint = safe_load(checkpoint)
+        super().load_checkpoint(filename_or_checkpoint)
+        self.restore_iac_state(checkpoint.get(IAC_KEY) or {})

@@ -1,0 +1,101 @@
+"""Which genotypes of a search are worth a Stage III trial: the most frequent ones over the search epochs.
+
+The genotype of one epoch is a noisy read-out of alpha/beta (the paper, 4.4.1, finds the search
+unstable and Stage III results that differ between epochs), so the genotypes the search kept choosing
+are the candidates. Warm-up epochs do not count: alpha has not moved yet and their genotype is the
+arbitrary tie-break of a uniform alpha. Several histories (several seeds of the same search) are
+counted together.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnunet_iac.cells.genotype import Genotype, GenotypeError
+
+HISTORY_FILE = "search_history.json"
+
+
+class CandidateError(RuntimeError):
+    """A search history that cannot provide candidate genotypes."""
+
+
+@dataclass
+class Candidate:
+    """One distinct genotype, with every (history, epoch) that chose it."""
+
+    genotype: Genotype
+    chosen_in: dict[str, list[int]] = field(default_factory=dict)
+    first_seen: int = 0
+
+    @property
+    def frequency(self) -> int:
+        return sum(len(epochs) for epochs in self.chosen_in.values())
+
+    @property
+    def latest_epoch(self) -> int:
+        return max(max(epochs) for epochs in self.chosen_in.values())
+
+    @property
+    def name(self) -> str:
+        return f"candidate_{genotype_key(self.genotype)}"
+
+    def describe(self) -> dict:
+        return {"name": self.name, "frequency": self.frequency, "latest_epoch": self.latest_epoch,
+                "chosen_in": [{"history": h, "epochs": e} for h, e in self.chosen_in.items()]}
+
+
+def genotype_key(genotype: Genotype) -> str:
+    """A short name that is the same for the same cell (operations, inputs, concat), whatever its meta."""
+    text = json.dumps([genotype.to_dict()["nodes"], list(genotype.concat)])
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def history_path(path: str | Path) -> Path:
+    """A search_history.json, given as the file or as the search fold folder that holds it."""
+    path = Path(path).expanduser()
+    return path / HISTORY_FILE if path.is_dir() else path
+
+
+def searched_genotypes(path: Path) -> list[tuple[int, Genotype]]:
+    """(epoch, genotype) of every search-phase epoch of one history file."""
+    try:
+        rows = json.loads(path.read_text())
+    except (FileNotFoundError, IsADirectoryError):
+        raise CandidateError(f"No search history at {path}. Run nnUNetTrainerIACSearch for this fold first "
+                             f"(it writes {HISTORY_FILE} after every epoch), or name an existing one.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CandidateError(f"{path} is not valid JSON ({e}); restore it from the search's checkpoint "
+                             f"(continue the search with --c) or search again.") from e
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"epoch", "phase", "genotype"} <= set(r)
+                                            for r in rows):
+        raise CandidateError(f"{path} is not a search history (a list of epochs with 'epoch', 'phase' and "
+                             f"'genotype'); name the {HISTORY_FILE} written by nnUNetTrainerIACSearch.")
+    try:
+        found = [(int(r["epoch"]), Genotype.from_dict(r["genotype"], f"{path}, epoch {r['epoch']}"))
+                 for r in rows if r["phase"] == "search"]
+    except GenotypeError as e:
+        raise CandidateError(str(e)) from e
+    if not found:
+        raise CandidateError(f"{path} has only warm-up epochs ({len(rows)}), whose genotypes are arbitrary (alpha "
+                             f"has not moved). Search longer: nnUNet_IAC_epochs must exceed "
+                             f"nnUNet_IAC_warmup_epochs (continue the search with --c).")
+    return found
+
+
+def rank_candidates(histories: list[Path]) -> list[Candidate]:
+    """Every distinct genotype of the histories, most frequent first; ties go to the one chosen latest,
+    then to the one seen first (history order, then epoch order)."""
+    by_key: dict[str, Candidate] = {}
+    for path in histories:
+        for epoch, genotype in searched_genotypes(path):
+            key = genotype_key(genotype)
+            if key not in by_key:
+                by_key[key] = Candidate(genotype, first_seen=len(by_key))
+            candidate = by_key[key]
+            candidate.chosen_in.setdefault(str(path), []).append(epoch)
+            if epoch >= candidate.latest_epoch:
+                candidate.genotype = genotype
+    return sorted(by_key.values(), key=lambda c: (-c.frequency, -c.latest_epoch, c.first_seen))

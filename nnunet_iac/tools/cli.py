@@ -1,0 +1,131 @@
+"""The ``nnunet-iac`` command."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _env(args) -> int:
+    from nnunet_iac.nnunet.trainer_path import export_line
+
+    print(export_line())
+    return 0
+
+
+def _selfcheck(args) -> int:
+    from nnunet_iac.tools.selfcheck import main
+
+    return main(args.steps)
+
+
+def _show(args) -> int:
+    from pathlib import Path
+
+    from nnunet_iac.cells.genotype import Genotype
+    from nnunet_iac.search.plots import draw_genotype
+
+    genotype = Genotype.load(args.genotype)
+    picture = Path(args.output) if args.output else Path(args.genotype).with_suffix(".png")
+    draw_genotype(genotype, picture, Path(args.genotype).name)
+    print(genotype.describe())
+    print(f"picture: {picture}")
+    return 0
+
+
+def _results_dir() -> str:
+    from nnunetv2.paths import nnUNet_results
+
+    if not nnUNet_results:
+        raise RuntimeError("nnUNet_results is not set; set it as for nnU-Net itself.")
+    return nnUNet_results
+
+
+def _summary(args) -> int:
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    from nnunet_iac.tools.summary import summarize
+
+    print(summarize(_results_dir(), maybe_convert_to_dataset_name(args.dataset), args.configuration,
+                    args.plans).markdown())
+    return 0
+
+
+def _select(args) -> int:
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    from nnunet_iac.selection.select_genotype import SelectOptions, select_genotype, selection_table
+    from nnunet_iac.nnunet.retrain_setup import default_genotype_path
+    from nnunet_iac.selection.trial import TrialJob
+
+    dataset = maybe_convert_to_dataset_name(args.dataset)
+    search = default_genotype_path(_results_dir(), dataset, args.plans, args.configuration, args.fold).parent
+    options = SelectOptions(args.candidates, args.epochs, args.iterations, args.val_iterations, args.device,
+                            tuple(args.histories))
+    logging.getLogger("nnunet_iac.selection.select_genotype").setLevel(logging.INFO)
+    selection = select_genotype(search, TrialJob(dataset, args.configuration, args.fold, args.plans), options)
+    print(selection_table(selection, search))
+    return 0
+
+
+def _demo(args) -> int:
+    from nnunet_iac.tools.demo import main
+
+    return main(args.folder, args.device)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnunet-iac", description="Implantable Adaptive Cells for nnU-Net v2.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    env = sub.add_parser("env", help="print the export line that lets nnU-Net find the nnunet-iac trainers "
+                                     "(use: eval \"$(nnunet-iac env)\")")
+    env.set_defaults(func=_env)
+    show = sub.add_parser("show", help="print a genotype and draw it as a PNG")
+    show.add_argument("genotype", help="a genotype.json")
+    show.add_argument("-o", "--output", help="PNG to write (default: next to the genotype)")
+    show.set_defaults(func=_show)
+    summary = sub.add_parser("summary", help="base vs IAC validation Dice, parameters added and genotype")
+    summary.add_argument("-d", "--dataset", required=True, help="dataset name or id, as for nnUNetv2_train")
+    summary.add_argument("-c", "--configuration", required=True)
+    summary.add_argument("-p", "--plans", default="nnUNetPlans")
+    summary.set_defaults(func=_summary)
+    select = sub.add_parser("select", help="retrain the most frequent genotypes of a search briefly on train_search "
+                                           "and keep the best on val_search (genotype_selected.json)")
+    select.add_argument("-d", "--dataset", required=True, help="dataset name or id, as for nnUNetv2_train")
+    select.add_argument("-c", "--configuration", required=True)
+    select.add_argument("-f", "--fold", required=True, help="the fold of the search")
+    select.add_argument("-p", "--plans", default="nnUNetPlans")
+    select.add_argument("--candidates", type=int, default=3, help="how many of the most frequent distinct "
+                                                                  "genotypes to train (default 3)")
+    select.add_argument("--epochs", type=int, default=10, help="epochs per candidate (default 10)")
+    select.add_argument("--iterations", type=int, default=100, help="training iterations per epoch (default 100)")
+    select.add_argument("--val-iterations", type=int, default=5, help="val_search monitoring batches per epoch "
+                                                                      "(default 5)")
+    select.add_argument("--histories", nargs="+", default=[], metavar="HISTORY",
+                        help="more search_history.json files (or search fold folders), e.g. searches with other "
+                             "nnUNet_IAC_seed on the same base, counted together")
+    select.add_argument("--device", default="cuda", choices=["cuda", "cpu", "mps"], help="as nnUNetv2_train -device")
+    select.set_defaults(func=_select)
+    demo = sub.add_parser("demo", help="the whole loop on a small synthetic dataset through nnU-Net's commands "
+                                       "(CPU, about 10 minutes)")
+    demo.add_argument("--folder", default="nnunet_iac_demo", help="where every file of the demo goes")
+    demo.add_argument("--device", default="cpu")
+    demo.set_defaults(func=_demo)
+    check = sub.add_parser("selfcheck", help="build, implant and search-step the Hippocampus 2d U-Net on random data")
+    check.add_argument("--steps", type=int, default=3)
+    check.set_defaults(func=_selfcheck)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (RuntimeError, ValueError) as e:
+        print(f"nnunet-iac {args.command}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

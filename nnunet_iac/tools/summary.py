@@ -1,0 +1,113 @@
+"""Base vs IAC for one dataset and configuration, from the files nnU-Net and nnunet-iac leave behind.
+
+Validation Dice per class comes from nnU-Net's own ``validation/summary.json`` of every fold; the base
+of each fold is the one the retrain used (``iac_settings.json``), so bases trained with any trainer are
+compared correctly.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_iac.cells.genotype import Genotype
+from nnunet_iac.network.implant import cell_parameters, count_parameters
+from nnunet_iac.network.implanted_network import is_implanted
+from nnunet_iac.nnunet.evaluation import label_names, read_dice
+
+RETRAIN_TRAINER = "nnUNetTrainerIACRetrain"
+
+
+class SummaryError(RuntimeError):
+    """The folders a summary needs are not there."""
+
+
+@dataclass
+class FoldResult:
+    fold: str
+    base_folder: Path
+    base_dice: dict
+    iac_dice: dict
+
+
+@dataclass
+class Summary:
+    dataset: str
+    configuration: str
+    genotype: Genotype
+    base_parameters: int
+    added_parameters: int
+    folds: list[FoldResult] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        labels = sorted({k for f in self.folds for k in f.base_dice} | {k for f in self.folds for k in f.iac_dice},
+                        key=lambda k: (k != "mean", k))
+        lines = [f"## nnunet-iac summary: {self.dataset}, {self.configuration}", "",
+                 "Validation Dice (nnU-Net's validation/summary.json of each fold):", "",
+                 "| fold | class | base | IAC | IAC - base |", "|---|---|---|---|---|"]
+        for f in self.folds:
+            for label in labels:
+                b, i = f.base_dice.get(label), f.iac_dice.get(label)
+                delta = f"{i - b:+.4f}" if b is not None and i is not None else "n/a"
+                lines.append(f"| {f.fold} | {label} | {_fmt(b)} | {_fmt(i)} | {delta} |")
+        lines += ["", f"Parameters: base {self.base_parameters:,}, added by the cells {self.added_parameters:,} "
+                      f"({100 * self.added_parameters / max(1, self.base_parameters):.2f} %).", "",
+                  "Genotype:", "", "```", self.genotype.describe(), "```"]
+        return "\n".join(lines)
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def _base_fold_folder(fold_folder: Path) -> Path:
+    settings = fold_folder / "iac_settings.json"
+    if not settings.is_file():
+        raise SummaryError(f"{settings} is missing; was this fold trained with nnUNetTrainerIACRetrain?")
+    return Path(json.loads(settings.read_text())["base_checkpoint"]).parent
+
+
+def model_folder_parameters(model_folder: Path, configuration: str) -> tuple[int, int]:
+    """(base parameters, parameters added by cells) of the network a model folder's plans.json rebuilds."""
+    plans = PlansManager(str(Path(model_folder) / "plans.json"))
+    config = plans.get_configuration(configuration)
+    dataset_json = json.loads((Path(model_folder) / "dataset.json").read_text())
+    network = get_network_from_plans(config.network_arch_class_name, config.network_arch_init_kwargs,
+                                     config.network_arch_init_kwargs_req_import,
+                                     len(dataset_json["channel_names"]),
+                                     plans.get_label_manager(dataset_json).num_segmentation_heads,
+                                     allow_init=False, deep_supervision=False)
+    added = count_parameters(cell_parameters(network))
+    return count_parameters(network.parameters()) - added, added
+
+
+def summarize(results_dir: Path, dataset_name: str, configuration: str, plans_name: str = "nnUNetPlans") -> Summary:
+    folder = Path(results_dir) / dataset_name / f"{RETRAIN_TRAINER}__{plans_name}__{configuration}"
+    plans_file = folder / "plans.json"
+    if not plans_file.is_file():
+        raise SummaryError(f"No retrained IAC model at {folder}. Run nnUNetv2_train {dataset_name} {configuration} "
+                           f"FOLD -tr {RETRAIN_TRAINER} first.")
+    plans = PlansManager(str(plans_file))
+    config = plans.get_configuration(configuration)
+    architecture = config.configuration["architecture"]
+    if not is_implanted(architecture):
+        raise SummaryError(f"{plans_file} describes no implanted network for {configuration}.")
+    base_parameters, added = model_folder_parameters(folder, configuration)
+    summary = Summary(dataset_name, configuration, Genotype.from_dict(architecture["arch_kwargs"]["iac_genotype"]),
+                      base_parameters, added)
+    names = label_names(json.loads((folder / "dataset.json").read_text()))
+    for fold_folder in sorted(folder.glob("fold_*")):
+        iac_file = fold_folder / "validation" / "summary.json"
+        if not iac_file.is_file():
+            continue
+        base_folder = _base_fold_folder(fold_folder)
+        base_file = base_folder / "validation" / "summary.json"
+        summary.folds.append(FoldResult(fold_folder.name.removeprefix("fold_"), base_folder,
+                                        read_dice(base_file, names) if base_file.is_file() else {},
+                                        read_dice(iac_file, names)))
+    if not summary.folds:
+        raise SummaryError(f"No fold in {folder} has finished its validation (validation/summary.json).")
+    return summary

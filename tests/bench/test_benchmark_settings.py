@@ -1,0 +1,82 @@
+"""--iac-setting (remedy settings for the benchmark's IAC arms) and the gradient-signal summary of a run."""
+import json
+
+import pytest
+
+from benchmarks.arms import ArmRunner, parse_iac_settings
+from benchmarks.budgets import SMOKE
+from benchmarks.measures import signal_summary
+from benchmarks.report import budget_table, signal_table
+from nnunet_iac.nnunet.settings import SettingsError
+
+
+def test_iac_settings_become_variables_that_reach_search_and_retrain_but_not_the_budget(tmp_path):
+    settings = parse_iac_settings(["init=gate", "nnUNet_IAC_retrain_base=decoder"])
+    assert settings == {"nnUNet_IAC_init": "gate", "nnUNet_IAC_retrain_base": "decoder"}
+    arms = ArmRunner(runner=None, dataset_id=1, results=tmp_path, budget=SMOKE, device="cpu", iac_settings=settings)
+    env = arms.iac_env(seed=3, epochs=SMOKE.retrain_epochs)
+    assert env["nnUNet_IAC_init"] == "gate" and env["nnUNet_IAC_retrain_base"] == "decoder"
+    assert env["nnUNet_IAC_seed"] == "3" and env["nnUNet_IAC_epochs"] == str(SMOKE.retrain_epochs)
+
+
+@pytest.mark.parametrize("item, message", [
+    ("init", "is not NAME=VALUE"),
+    ("colour=blue", "is not a setting"),
+    ("epochs=3", "the benchmark sets nnUNet_IAC_epochs itself"),
+    ("seed=1", "the benchmark sets nnUNet_IAC_seed itself"),
+    ("init=huge", "is not allowed; use one of zero, small, gate"),
+    ("arch_lr=fast", "is not a number"),
+])
+def test_bad_iac_settings_are_refused_before_anything_runs(item, message):
+    with pytest.raises(SettingsError, match=message):
+        parse_iac_settings([item])
+
+
+def _history_row(epoch, phase, snr_alpha, snr_projection):
+    return {"epoch": epoch, "phase": phase, "alpha_entropy": 2.0794 - epoch / 100, "snr_alpha": snr_alpha,
+            "snr_beta": None if snr_alpha is None else 1.0, "snr_projection": snr_projection,
+            "projection_norm": [0.1 * (epoch + 1)] * len(snr_projection)}
+
+
+def test_signal_summary_counts_epochs_after_warm_up_above_the_noise_floor(tmp_path):
+    search, retrain = tmp_path / "search", tmp_path / "retrain"
+    search.mkdir(), retrain.mkdir()
+    rows = [_history_row(0, "warmup", None, [9.0, 9.0]), _history_row(1, "search", 0.8, [1.5, 0.9]),
+            _history_row(2, "search", 3.0, [2.5, None]), _history_row(3, "search", 1.2, [0.5, 1.1])]
+    (search / "search_history.json").write_text(json.dumps(rows))
+    (retrain / "signal_history.json").write_text(json.dumps([{"epoch": 0, "snr_projection": [4.0, 0.5],
+                                                              "projection_norm": [1.0, 2.0]}]))
+    summary = signal_summary(search, retrain, warmup_epochs=1)
+    alpha = summary["search"]["alpha"]
+    assert alpha["epochs"] == 3 and alpha["median"] == 1.2
+    assert alpha["above_1"] == pytest.approx(2 / 3) and alpha["above_2"] == pytest.approx(1 / 3)
+    first, second = summary["search"]["projection"]
+    assert first["epochs"] == 3 and first["median"] == 1.5, "the warm-up epoch's 9.0 must not count"
+    assert second["epochs"] == 2 and second["above_1"] == 0.5
+    assert summary["search"]["alpha_entropy"] == [2.0794, pytest.approx(2.0494)]
+    assert [p["median"] for p in summary["retrain"]["projection"]] == [4.0, 0.5]
+    table = "\n".join(signal_table({"iac_seeds": {"7": {"signal": summary}}}))
+    assert "| 7 | 1.20 (67% / 33%) |" in table
+
+
+def test_signal_summary_of_a_retrain_without_signal_rows(tmp_path):
+    (tmp_path / "search_history.json").write_text(json.dumps([_history_row(0, "search", 2.0, [3.0])]))
+    summary = signal_summary(tmp_path, tmp_path / "no_retrain", warmup_epochs=0)
+    assert summary["retrain"]["projection"] == [{"epochs": 0, "median": None, "above_1": None, "above_2": None}]
+
+
+def _budget_results(control_epochs: int, iac_batches: int) -> dict:
+    stage = {"paper": "p", "nnunet_default": "n"}
+    return {"budget": {"iterations_per_epoch": 50, "base_epochs": 30, "search_epochs": 7, "warmup_epochs": 2,
+                       "retrain_epochs": 16, "control_epochs": control_epochs, "iac_batches": {"batches": iac_batches},
+                       "patch_size_used": [56, 40], "batch_size": 32, "val_iterations_per_epoch": 5, "tta": False,
+                       "step_size": 0.5},
+            "paper_budget": {name: stage for name in ("base", "search", "retrain", "control")}}
+
+
+def test_budget_table_says_when_a_kept_control_trained_fewer_batches_than_the_iac_arm():
+    """A --resume with a longer retrain keeps the earlier control: the report must not claim it matched."""
+    one_sitting = "\n".join(budget_table(_budget_results(control_epochs=16, iac_batches=800)))
+    assert "16 epochs x 50 iterations (>= the 800 batches" in one_sitting
+    resumed = "\n".join(budget_table(_budget_results(control_epochs=16, iac_batches=1150)))
+    assert "16 epochs x 50 iterations (FEWER than the 1150 batches" in resumed

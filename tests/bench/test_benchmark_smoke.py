@@ -1,0 +1,178 @@
+"""The benchmark entry point (benchmarks/run_benchmark.py): --smoke end to end on the synthetic dataset,
+input errors, and the numbers it derives. The full benchmark is not part of the test suite."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import measures  # noqa: E402
+from benchmarks.arms import CONTROL, iac_arm, search_arm  # noqa: E402
+from benchmarks.budgets import HIPPOCAMPUS, profile_for  # noqa: E402
+from benchmarks.datasets import identify  # noqa: E402
+from benchmarks.run_benchmark import main as benchmark_main  # noqa: E402
+from nnunet_iac.nnunet.checkpointing import safe_load  # noqa: E402
+from nnunet_iac.cells.genotype import Genotype  # noqa: E402
+from nnunet_iac.tools.synthetic_dataset import make_synthetic_dataset  # noqa: E402
+
+SHARED_HIPPOCAMPUS = REPO.parent / "shared" / "data" / "Task04_Hippocampus"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("benchmark")
+    raw = make_synthetic_dataset(root / "source", 990, num_cases=10, num_test_cases=2)
+    out = root / "out"
+    result = subprocess.run([sys.executable, "-m", "benchmarks.run_benchmark", str(raw), "--out", str(out),
+                             "--test-images", str(raw / "imagesTs"), "--test-labels", str(raw / "labelsTs"),
+                             "--smoke", "--iac-setting", "init=gate"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return out, json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.integration
+def test_smoke_results_have_every_arm_set_ratio_and_the_genotype(smoke):
+    out, results = smoke
+    for arm in ("base", "control", "iac"):
+        for case_set in ("validation", "test"):
+            dice = results["dice"][arm][case_set]
+            assert 0.0 <= dice["mean"] <= 1.0 and {"class 1 (dim)", "class 2 (bright)"} <= set(dice)
+    assert results["sets"]["test"]["cases"] == 2 and results["sets"]["validation"]["cases"] == 2
+    for name in ("search_iteration", "search_memory", "predict_time"):
+        assert results["ratios"][name]["value"] > 0 and "target" in results["ratios"][name]
+    Genotype.from_dict(results["genotype"])
+    params = results["parameters"]
+    assert params["base"] > 0 and 0 < params["added_by_cells"] and 0 < params["added_fraction"] < 1
+    assert {"base training", "search (seed 12345)", "retrain (seed 12345)", "control training",
+            "predict (base)"} <= set(results["stages"])
+
+
+@pytest.mark.integration
+def test_smoke_iac_arm_ran_with_the_given_setting_and_reports_its_gradient_signal(smoke):
+    out, results = smoke
+    assert results["benchmark"]["iac_settings"] == {"nnUNet_IAC_init": "gate"}
+    _, _, retrained = _trained(out, iac_arm(12345))
+    assert retrained["iac"]["settings"]["init"] == "gate"
+    assert any(k.endswith("output_gate") for k in retrained["network_weights"])
+    signal = results["iac_seeds"]["12345"]["signal"]
+    assert signal["search"]["alpha"]["epochs"] >= 1 and signal["retrain"]["projection"][0]["epochs"] >= 1
+    assert "## Gradient signal" in (out / "results.md").read_text()
+
+
+def _trained(out, arm):
+    """Epochs an arm's training ran and the batch size it ran with, read from its final checkpoint."""
+    checkpoint = safe_load(arm.fold(out / "nnUNet_results" / "Dataset990_IACSynthetic") / "checkpoint_final.pth")
+    plans = checkpoint["init_args"]["plans"]["configurations"][checkpoint["init_args"]["configuration"]]
+    return checkpoint["current_epoch"], plans["batch_size"], checkpoint
+
+
+@pytest.mark.integration
+def test_smoke_control_got_at_least_the_batches_the_iac_arm_consumed(smoke):
+    """From the checkpoints the runs left, not from results.json: the control trained at least as many batches of
+    the same size as the IAC arm (a warm-up or retrain iteration one batch, a search iteration two), less than
+    one epoch more."""
+    out, results = smoke
+    iterations = results["budget"]["iterations_per_epoch"]
+    control_epochs, control_batch, _ = _trained(out, CONTROL)
+    search_epochs, search_batch, search = _trained(out, search_arm(12345))
+    retrain_epochs, retrain_batch, _ = _trained(out, iac_arm(12345))
+    warmup_epochs = sum(row["phase"] == "warmup" for row in search["iac"]["history"])
+    assert len(search["iac"]["history"]) == search_epochs
+    iac_batches = iterations * (warmup_epochs + 2 * (search_epochs - warmup_epochs) + retrain_epochs)
+    assert control_batch == search_batch == retrain_batch
+    assert iac_batches <= control_epochs * iterations < iac_batches + iterations
+    assert results["budget"]["iac_batches"]["batches"] == iac_batches
+    # one seed here (time); --seeds N runs the same per-seed path N times, agreement is tested below
+    assert set(results["iac_seeds"]) == {"12345"} and results["genotype_agreement"] is None
+    assert results["iac_dice_spread"]["test"]["n"] == 1
+
+
+@pytest.mark.integration
+def test_smoke_writes_results_md_and_a_log_of_every_command(smoke):
+    out, _ = smoke
+    text = (out / "results.md").read_text()
+    for heading in ("## Dice", "## Ratios", "## Parameters", "## Genotype", "## IAC per search seed", "## Budgets",
+                    "## Stages"):
+        assert heading in text
+    log = (out / "benchmark_log.txt").read_text()
+    assert "nnUNetv2_train" in log and "nnUNetv2_predict" in log and "nnUNetv2_evaluate_folder" in log
+
+
+def _run(argv, capsys):
+    code = benchmark_main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_missing_dataset_folder_is_named(tmp_path, capsys):
+    code, err = _run([str(tmp_path / "nope"), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and "does not exist" in err and "Decathlon" in err
+
+
+def test_folder_of_neither_layout_is_refused(tmp_path, capsys):
+    folder = tmp_path / "Something"
+    for sub in ("imagesTr", "labelsTr"):
+        (folder / sub).mkdir(parents=True)
+    (folder / "dataset.json").write_text(json.dumps({"labels": {}}))
+    code, err = _run([str(folder), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and "neither a Decathlon task" in err
+
+
+def test_test_images_without_labels_are_refused(tmp_path, capsys):
+    raw = make_synthetic_dataset(tmp_path / "raw", 990, num_cases=2, num_test_cases=1, shape=(4, 4, 4))
+    code, err = _run([str(raw), "--out", str(tmp_path / "out"), "--test-images", str(raw / "imagesTs")], capsys)
+    assert code == 2 and "--test-labels" in err and "labelled" in err
+
+
+def test_test_labels_without_their_images_are_refused(tmp_path, capsys):
+    raw = make_synthetic_dataset(tmp_path / "raw", 990, num_cases=2, num_test_cases=1, shape=(4, 4, 4))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = _run([str(raw), "--out", str(tmp_path / "out"), "--test-images", str(empty), "--test-labels",
+                      str(raw / "labelsTs")], capsys)
+    assert code == 2 and "lacks 1 image file" in err
+
+
+def test_genotype_agreement_counts_shared_edges_and_operations():
+    def genotype(nodes):
+        return Genotype(nodes=tuple(tuple(n) for n in nodes), concat=(2, 3))
+
+    a = genotype([[("sep_conv_3x3", 0), ("identity", 1)], [("max_pool_3x3", 0), ("dil_conv_3x3", 2)]])
+    b = genotype([[("sep_conv_3x3", 0), ("sep_conv_5x5", 1)], [("max_pool_3x3", 1), ("dil_conv_3x3", 2)]])
+    agreement = measures.genotype_agreement([a, b])
+    assert agreement["edges"] == 3 / 4 and agreement["edges_and_ops"] == 2 / 4
+    assert agreement["identical_genotypes"] == 0
+    assert measures.genotype_agreement([a, a])["edges_and_ops"] == 1.0
+    assert measures.genotype_agreement([a]) is None
+
+
+def test_chance_agreement_is_the_mean_overlap_of_all_random_genotypes():
+    import itertools
+    from nnunet_iac.cells.operations import OPERATIONS
+
+    a = Genotype(nodes=((("sep_conv_3x3", 0), ("identity", 1)), (("max_pool_3x3", 0), ("dil_conv_3x3", 2))),
+                 concat=(2, 3))
+    pairs = [(x, y) for x in itertools.combinations(range(3), 2) for y in itertools.combinations(range(3), 2)]
+    node_3 = sum(len(set(x) & set(y)) for x, y in pairs) / len(pairs)
+    chance = measures.chance_agreement(a)
+    assert chance["chance_edges"] == pytest.approx((2 + node_3) / 4) and node_3 == pytest.approx(4 / 3)
+    assert chance["chance_edges_and_ops"] == pytest.approx(chance["chance_edges"] / (len(OPERATIONS) - 1))
+    assert measures.genotype_agreement([a, a])["chance_edges"] == chance["chance_edges"]
+
+
+def test_seconds_per_iteration_leaves_out_the_first_epoch_and_the_warmup():
+    # epochs of 100, 10, 12, 30 and 40 s
+    log = {"epoch_start_timestamps": [0, 100, 110, 122, 152], "epoch_end_timestamps": [100, 110, 122, 152, 192]}
+    checkpoint = {"logging": log}
+    assert measures.seconds_per_iteration(checkpoint, 10) == pytest.approx(2.1)  # median of 10, 12, 30, 40 s
+    assert measures.seconds_per_iteration(checkpoint, 10, first_epoch=2) == pytest.approx(3.0)
+
+
+@pytest.mark.skipif(not SHARED_HIPPOCAMPUS.is_dir(), reason="../shared/data/Task04_Hippocampus is absent")
+def test_shared_hippocampus_is_a_decathlon_task_with_its_own_budget():
+    source = identify(SHARED_HIPPOCAMPUS)
+    assert (source.layout, source.name) == ("decathlon", "Dataset004_Hippocampus")
+    assert profile_for(source.name, smoke=False) == HIPPOCAMPUS
