@@ -160,3 +160,21 @@ def test_adam_constant_is_plain_adam_at_a_constant_1e3():
     assert _lrs(schedule, optimizer, range(4)) == [1e-3] * 4
     adamw, poly = retrain_optimizer("adam", weights, 0.01, 3e-5, epochs=4)
     assert _lrs(poly, adamw, [2])[0] == pytest.approx(1e-3 * 0.5 ** 0.9)
+
+
+def test_plans_written_before_the_subpackages_still_rebuild_and_count_as_implanted():
+    """Model folders retrained before issue 15 name ``nnunet_iac.implanted_network.ImplantedUNet`` in plans.json;
+    nnU-Net's predictor imports whatever is named there, so that path must keep rebuilding the same network."""
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    from nnunet_iac.network.implanted_network import LEGACY_CLASS_PATHS, base_architecture_of, is_implanted
+
+    old = _architecture(CellOptions())
+    old["network_class_name"] = LEGACY_CLASS_PATHS[0]
+    torch.manual_seed(0)
+    rebuilt = get_network_from_plans(old["network_class_name"], old["arch_kwargs"], old["_kw_requires_import"], 1, 3)
+    assert isinstance(rebuilt, ImplantedUNet)
+    current = _architecture(CellOptions())
+    assert rebuilt.state_dict().keys() == get_network_from_plans(
+        current["network_class_name"], current["arch_kwargs"], current["_kw_requires_import"], 1, 3).state_dict().keys()
+    assert is_implanted(old) and base_architecture_of(old) == base_architecture_of(current)
