@@ -152,7 +152,7 @@ class ArmRunner:
         return self.runner.run(f"predict ({arm.name})", *command)
 
     def evaluate(self, arm: Arm, case_set: CaseSet, raw_dataset_json: dict, folder: Path) -> dict:
-        """nnU-Net's evaluation of one set's predictions; Dice per class and mean (nnunet_iac.tools.summary.read_dice)."""
+        """nnU-Net's evaluation of one set's predictions; Dice per class and mean (nnunet_iac.nnunet.evaluation.read_dice)."""
         ending = raw_dataset_json["file_ending"]
         predicted = folder / arm.name / case_set.name
         predicted.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from nnunet_iac.cells.genotype import Genotype
 
+from benchmarks.paired_statistics import paired_table
+
 ARMS = ("base", "control", "iac")
 SETS = ("validation", "test")
 
@@ -146,6 +148,11 @@ def markdown(results: dict) -> str:
              f"added {params['search_supernet_added']:,}.", "",
              "## Genotype (IAC arm, seed " + str(info["seeds"][0]) + ")", "", "```",
              Genotype.from_dict(results["genotype"]).describe(), "```", ""]
+    if results.get("paired"):
+        lines += ["## Paired differences per case", "", *paired_table(results["paired"]), "",
+                  "Per case: the mean over classes of nnU-Net's per-case Dice; interval and p-value over the cases "
+                  "(benchmarks/paired_statistics.py). They cover the sampling of cases, not the spread of training "
+                  "seeds: see the seeds below for that.", ""]
     lines += ["## IAC per search seed", "", *seeds_table(results), ""]
     lines += ["## Gradient signal", "", *signal_table(results), ""]
     if info.get("iac_settings"):

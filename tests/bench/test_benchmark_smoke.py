@@ -61,6 +61,11 @@ def test_smoke_iac_arm_ran_with_the_given_setting_and_reports_its_gradient_signa
     signal = results["iac_seeds"]["12345"]["signal"]
     assert signal["search"]["alpha"]["epochs"] >= 1 and signal["retrain"]["projection"][0]["epochs"] >= 1
     assert "## Gradient signal" in (out / "results.md").read_text()
+    # paired per-case differences of this run's arms, from nnU-Net's own per-case evaluation
+    paired = results["paired"]["test"]
+    assert set(paired) == {"iac_seed12345 - base", "iac_seed12345 - control", "control - base"}
+    assert paired["control - base"]["n"] == results["sets"]["test"]["cases"]
+    assert "## Paired differences per case" in (out / "results.md").read_text()
 
 
 def _trained(out, arm):

@@ -1,0 +1,119 @@
+"""Paired differences between two arms on the same cases: mean, bootstrap 95 % interval, Wilcoxon p-value.
+
+Every arm of the benchmark predicts the same validation and test cases, so the honest comparison is per case:
+one number per case (its foreground Dice, the mean over classes of nnU-Net's per-case Dice), the difference
+of two arms case by case, and an interval over cases. A mean difference of 0.2 points between arms whose
+per-case Dice spread by 5 points means nothing without it (issue 14).
+
+Also a command for finished runs: ``python -m benchmarks.paired_statistics OUT [OUT...]`` prints the paired
+table of each benchmark folder from the ``*_summary.json`` files nnU-Net's evaluation left in it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import wilcoxon
+
+BOOTSTRAP_SAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+SETS = ("validation", "test")
+
+
+def per_case_dice(summary_file: Path) -> dict[str, float]:
+    """Case name -> mean Dice over the foreground classes of one case, from nnU-Net's ``summary.json``.
+
+    A class absent from both reference and prediction has Dice NaN in nnU-Net's file; it is left out of the
+    case's mean (a case with no class at all is left out)."""
+    cases = {}
+    for row in json.loads(Path(summary_file).read_text())["metric_per_case"]:
+        values = [m["Dice"] for m in row["metrics"].values() if m["Dice"] is not None and not math.isnan(m["Dice"])]
+        if values:
+            cases[Path(row["reference_file"]).name] = float(np.mean(values))
+    return cases
+
+
+def paired_difference(a: dict[str, float], b: dict[str, float], samples: int = BOOTSTRAP_SAMPLES,
+                      seed: int = BOOTSTRAP_SEED) -> dict:
+    """``a - b`` over the cases both have: mean, percentile bootstrap 95 % interval (cases resampled with
+    replacement, fixed seed so a report is reproducible) and the two-sided Wilcoxon signed-rank p-value."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        raise ValueError("The two arms share no case; were they evaluated on the same set?")
+    differences = np.array([a[case] - b[case] for case in common])
+    rng = np.random.default_rng(seed)
+    means = differences[rng.integers(0, len(differences), size=(samples, len(differences)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    if np.all(differences == 0):
+        p_value = 1.0
+    else:
+        p_value = float(wilcoxon(differences, zero_method="wilcox").pvalue)
+    return {"n": len(common), "mean": float(differences.mean()), "ci95": [float(low), float(high)],
+            "wilcoxon_p": p_value}
+
+
+def mean_over_seeds(arms: list[dict[str, float]]) -> dict[str, float]:
+    """Per-case mean of several seeds of one arm (the cases all seeds have): the seeds' average model."""
+    common = set.intersection(*(set(arm) for arm in arms))
+    return {case: float(np.mean([arm[case] for arm in arms])) for case in common}
+
+
+def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]], iac_arms: list[str]) -> dict:
+    """For each set: every IAC seed against base and control, and (several seeds) their per-case mean too.
+
+    ``cases[arm][set]`` is ``per_case_dice`` of that arm's predictions of that set."""
+    out = {}
+    for case_set in SETS:
+        rows = {}
+        candidates = [(arm, cases[arm][case_set]) for arm in iac_arms]
+        if len(iac_arms) > 1:
+            candidates.append(("iac_mean_of_seeds", mean_over_seeds([c for _, c in candidates])))
+        for name, iac in candidates:
+            for reference in ("base", "control"):
+                rows[f"{name} - {reference}"] = paired_difference(iac, cases[reference][case_set])
+        rows["control - base"] = paired_difference(cases["control"][case_set], cases["base"][case_set])
+        out[case_set] = rows
+    return out
+
+
+def paired_table(paired: dict) -> list[str]:
+    """Markdown rows, differences in Dice points (x100)."""
+    lines = ["| set | difference | mean (points) | 95 % interval (bootstrap over cases) | Wilcoxon p | cases |",
+             "|---|---|---|---|---|---|"]
+    for case_set, rows in paired.items():
+        for name, r in rows.items():
+            low, high = r["ci95"]
+            lines.append(f"| {case_set} | {name} | {100 * r['mean']:+.2f} | [{100 * low:+.2f}, {100 * high:+.2f}] | "
+                         f"{r['wilcoxon_p']:.3g} | {r['n']} |")
+    return lines
+
+
+def read_run(out: Path) -> tuple[dict, list[str]]:
+    """Per-case Dice of every arm a benchmark folder evaluated (``predictions/<arm>/<set>_summary.json``)."""
+    cases = {}
+    for arm_folder in sorted((Path(out) / "predictions").iterdir()):
+        summaries = {s: arm_folder / f"{s}_summary.json" for s in SETS}
+        if all(p.is_file() for p in summaries.values()):
+            cases[arm_folder.name] = {s: per_case_dice(p) for s, p in summaries.items()}
+    missing = {"base", "control"} - set(cases)
+    if missing:
+        raise FileNotFoundError(f"{out}: no evaluation of {', '.join(sorted(missing))} under predictions/; run the "
+                                f"benchmark (or --resume it) until every arm is evaluated.")
+    return cases, sorted(arm for arm in cases if arm.startswith("iac"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", nargs="+", help="benchmark folders (--out of run_benchmark)")
+    args = parser.parse_args(argv)
+    for out in args.out:
+        cases, iac_arms = read_run(Path(out))
+        print(f"\n{out}\n")
+        print("\n".join(paired_table(paired_comparisons(cases, iac_arms))))
+
+
+if __name__ == "__main__":
+    main()
