@@ -8,12 +8,18 @@ Psi = softmax(beta) over the incoming edges of a node, for intermediate node j:
 
 and the node keeps the ``inputs_per_node`` (2) sources with the largest strength; ties go to the lower
 source number. The cell output concatenates the last R intermediate nodes.
+
+Version 2 of the JSON form also carries what the search built its cells with besides the graph: the cell
+options (``cell_options``: K, width divisor, mode, init, by their ``nnUNet_IAC_*`` names) and the search
+space (``search_space``: the operation names, alpha's columns). Stage III builds its cells from them, so a
+retrain cannot silently build other cells than the ones the search chose among. Version 1 files have
+neither; Stage III then takes the options from its settings, as before.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +28,13 @@ import torch
 from nnunet_iac.common.atomic_io import atomic_write_json
 from nnunet_iac.cells.topology import NUM_INPUTS, CellTopology
 from nnunet_iac.cells.operations import OPERATIONS, ZERO
+from nnunet_iac.cells.output_init import INITS
 
 FORMAT = "nnunet-iac-genotype"
-VERSION = 1
+VERSION = 2
+VERSIONS = (1, 2)
+#: the cell options a version-2 genotype records, by their nnUNet_IAC_* setting names
+CELL_OPTION_NAMES = ("k", "width_divisor", "mode", "init")
 
 
 class GenotypeError(ValueError):
@@ -33,11 +43,28 @@ class GenotypeError(ValueError):
 
 @dataclass(frozen=True)
 class Genotype:
-    """``nodes[j]`` lists the (operation, source node) pairs summed into intermediate node j."""
+    """``nodes[j]`` lists the (operation, source node) pairs summed into intermediate node j.
+
+    ``cell_options`` and ``search_space`` say what the search built its cells with (None for a version-1
+    genotype, which did not record them). Like ``meta`` they do not take part in equality: two genotypes are
+    equal when they describe the same cell graph, as ``genotype_key`` and the folds' ``cells_signature`` do.
+    """
 
     nodes: tuple[tuple[tuple[str, int], ...], ...]
     concat: tuple[int, ...]
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    cell_options: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    search_space: tuple[str, ...] | None = field(default=None, compare=False, hash=False)
+
+    def __post_init__(self):
+        if (self.cell_options is None) != (self.search_space is None):
+            raise GenotypeError("A genotype records both its cell options and its search space, or neither "
+                                "(a version-1 genotype).")
+
+    @property
+    def version(self) -> int:
+        """1 when the genotype carries no cell options (written as it was read), else 2."""
+        return 1 if self.cell_options is None else VERSION
 
     @property
     def topology(self) -> CellTopology:
@@ -47,13 +74,17 @@ class Genotype:
         return [op for node in self.nodes for op, _ in node]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": self.version,
             "nodes": [[{"op": op, "input": src} for op, src in node] for node in self.nodes],
             "concat": list(self.concat),
             "meta": dict(self.meta),
         }
+        if self.cell_options is not None:
+            data["cell_options"] = dict(self.cell_options)
+            data["search_space"] = list(self.search_space)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "genotype") -> "Genotype":
@@ -91,14 +122,26 @@ def node_name(src: int) -> str:
 def _parse(data: Any, source: str) -> Genotype:
     def fail(problem: str) -> GenotypeError:
         return GenotypeError(f"{source}: {problem}. Expected a genotype written by nnunet-iac "
-                             f"(\"format\": \"{FORMAT}\", \"version\": {VERSION}).")
+                             f"(\"format\": \"{FORMAT}\", \"version\": {' or '.join(map(str, VERSIONS))}).")
 
     if not isinstance(data, dict):
         raise fail(f"top level is {type(data).__name__}, not an object")
     if data.get("format") != FORMAT:
         raise fail(f"'format' is {data.get('format')!r}, so this is not an nnunet-iac genotype")
-    if data.get("version") != VERSION:
-        raise fail(f"unsupported version {data.get('version')!r}; this nnunet-iac reads version {VERSION}")
+    if data.get("version") not in VERSIONS:
+        raise fail(f"unsupported version {data.get('version')!r}; this nnunet-iac reads versions "
+                   f"{', '.join(map(str, VERSIONS))}")
+    nodes, concat = _parse_graph(data, fail)
+    meta = data.get("meta", {})
+    if not isinstance(meta, dict):
+        raise fail("'meta' must be an object")
+    cell_options, space = _parse_search_record(data, fail) if data["version"] >= 2 else (None, None)
+    _refuse_unknown_operations(nodes, space, fail)
+    return Genotype(nodes=nodes, concat=concat, meta=meta, cell_options=cell_options, search_space=space)
+
+
+def _parse_graph(data: dict, fail) -> tuple[tuple, tuple]:
+    """Nodes and concat; operation names are checked afterwards, all at once."""
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise fail("'nodes' must be a non-empty list of nodes")
@@ -111,9 +154,8 @@ def _parse(data: Any, source: str) -> Genotype:
             if not isinstance(entry, dict) or set(entry) != {"op", "input"}:
                 raise fail(f"node {j} has an entry {entry!r}; each entry needs exactly 'op' and 'input'")
             op, src = entry["op"], entry["input"]
-            if op not in OPERATIONS or op == ZERO:
-                known = ", ".join(o for o in OPERATIONS if o != ZERO)
-                raise fail(f"node {j} uses unknown operation {op!r}; known: {known}")
+            if not isinstance(op, str):
+                raise fail(f"node {j} has operation {op!r}; an operation is a name")
             if not isinstance(src, int) or isinstance(src, bool) or not 0 <= src < NUM_INPUTS + j:
                 raise fail(f"node {j} reads input {src!r}; allowed are 0 .. {NUM_INPUTS + j - 1}")
             node.append((op, src))
@@ -124,16 +166,53 @@ def _parse(data: Any, source: str) -> Genotype:
             or concat != list(range(last - len(concat), last))):
         raise fail(f"'concat' must list the last R intermediate nodes (a suffix of {NUM_INPUTS} .. {last - 1}), "
                    f"got {concat!r}")
-    meta = data.get("meta", {})
-    if not isinstance(meta, dict):
-        raise fail("'meta' must be an object")
-    return Genotype(nodes=tuple(nodes), concat=tuple(concat), meta=meta)
+    return tuple(nodes), tuple(concat)
+
+
+def _parse_search_record(data: dict, fail) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A version-2 genotype's cell options and search space, checked for type; whether the mode exists is
+    for the network layer to say (Stage III checks it against the implant modes)."""
+    options = data.get("cell_options")
+    if not isinstance(options, dict) or set(options) != set(CELL_OPTION_NAMES):
+        raise fail(f"'cell_options' must be an object with exactly {', '.join(CELL_OPTION_NAMES)}, got {options!r}")
+    for name in ("k", "width_divisor"):
+        value = options[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise fail(f"cell option {name!r} is {value!r}; it must be an integer >= 1")
+    if not isinstance(options["mode"], str):
+        raise fail(f"cell option 'mode' is {options['mode']!r}; it must be a mode's name")
+    if options["init"] not in INITS:
+        raise fail(f"cell option 'init' is {options['init']!r}; known: {', '.join(INITS)}")
+    space = data.get("search_space")
+    if (not isinstance(space, list) or not space or not all(isinstance(op, str) for op in space)
+            or len(set(space)) != len(space)):
+        raise fail(f"'search_space' must be a non-empty list of distinct operation names, got {space!r}")
+    return {name: options[name] for name in CELL_OPTION_NAMES}, tuple(space)
+
+
+def _refuse_unknown_operations(nodes: tuple, space: tuple[str, ...] | None, fail) -> None:
+    """Every operation a genotype names must be one this nnunet-iac can build (and a node's never ``zero``, which
+    derivation excludes); name all that are not at once, so an edited or foreign file is fixed in one go."""
+    chosen = [op for node in nodes for op, _ in node]
+    unknown = sorted({op for op in chosen if op not in OPERATIONS or op == ZERO}
+                     | {op for op in space or () if op not in OPERATIONS})
+    if unknown:
+        cell_ops = ", ".join(o for o in OPERATIONS if o != ZERO)
+        raise fail(f"unknown operation{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; known: "
+                   f"{cell_ops} (and {ZERO!r} in a search space). Use the nnunet-iac version that searched it, or "
+                   f"search again")
+    outside = sorted(set(chosen) - set(space or chosen))
+    if outside:
+        raise fail(f"the node operation{'s' if len(outside) > 1 else ''} {', '.join(map(repr, outside))} "
+                   f"{'are' if len(outside) > 1 else 'is'} not in the genotype's own search_space {list(space)}")
 
 
 def derive_genotype(op_weights: torch.Tensor, edge_weights: torch.Tensor, topology: CellTopology,
                     operation_names: tuple[str, ...], inputs_per_node: int = 2,
-                    meta: dict[str, Any] | None = None) -> Genotype:
-    """Discretize softmax(alpha) (edges x ops) and normalized beta (edges,) into a genotype."""
+                    meta: dict[str, Any] | None = None, cell_options: dict[str, Any] | None = None) -> Genotype:
+    """Discretize softmax(alpha) (edges x ops) and normalized beta (edges,) into a genotype. With
+    ``cell_options`` (the search's K, width divisor, mode, init) it records them and ``operation_names`` as its
+    search space (version 2), so Stage III builds its cells as the search did."""
     op_weights = op_weights.detach().float().cpu()
     edge_weights = edge_weights.detach().float().cpu()
     if op_weights.shape != (topology.num_edges, len(operation_names)):
@@ -153,4 +232,8 @@ def derive_genotype(op_weights: torch.Tensor, edge_weights: torch.Tensor, topolo
             scored.append((-strength, src, operation_names[candidates[best]]))
         chosen = sorted(scored)[:inputs_per_node]
         nodes.append(tuple((op, src) for _, src, op in sorted(chosen, key=lambda t: t[1])))
-    return Genotype(nodes=tuple(nodes), concat=topology.concat_nodes, meta=dict(meta or {}))
+    genotype = Genotype(nodes=tuple(nodes), concat=topology.concat_nodes, meta=dict(meta or {}))
+    if cell_options is None:
+        return genotype
+    return replace(genotype, cell_options={name: cell_options[name] for name in CELL_OPTION_NAMES},
+                   search_space=tuple(operation_names))

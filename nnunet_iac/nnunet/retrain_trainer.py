@@ -8,6 +8,12 @@ It is written into this trainer's plans (``ImplantedUNet`` with base architectur
 genotype as arch kwargs), so nnU-Net saves it in the model folder's plans.json and ``nnUNetv2_predict``
 rebuilds the implanted network from plans alone. Cells start fresh (paper, Algorithm 3): the searched
 cell weights act on 1/K of the channels inside mixed operations and do not fit the discrete cells.
+
+The cells are built with the cell options the genotype records (``settings.adopt_genotype_options``): K
+(through the width's rounding to a multiple of K), width divisor and mode as searched, a contradicting
+``nnUNet_IAC_*`` variable stops the trainer here, before anything is written; ``nnUNet_IAC_init`` may be set
+for Stage III alone. A version-1 genotype, which records none, takes them from the settings as before.
+``iac_settings.json`` and the checkpoints record the values in effect.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from nnunet_iac.search.optimizers import retrain_optimizer
 from nnunet_iac.search.plots import plot_signal
 from nnunet_iac.nnunet.retrain_setup import (check_genotype_fits, check_no_conflicting_fold, default_genotype_path,
                                       load_retrain_genotype, plans_with_cells)
-from nnunet_iac.nnunet.settings import IACSettings
+from nnunet_iac.nnunet.settings import IACSettings, adopt_genotype_options
 from nnunet_iac.search.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows, record_signal_epoch
 from nnunet_iac.search.signal_monitor import CellSignalMonitor, describe_signal
 from nnunet_iac.nnunet.trainer_base import nnUNetTrainerIACBase, refuse_distributed
@@ -45,6 +51,8 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
         default = default_genotype_path(str(nnUNet_results), plans["dataset_name"], plans["plans_name"],
                                         configuration, fold)
         genotype, self.genotype_source = load_retrain_genotype(default, settings.genotype, settings.genotype_epoch)
+        settings = adopt_genotype_options(settings, IACSettings.explicit(), genotype.cell_options,
+                                          str(self.genotype_source))
         resolved = PlansManager(plans).get_configuration(configuration)
         check_genotype_fits(genotype, self.genotype_source, base_architecture_of(resolved.configuration["architecture"]),
                             resolved.patch_size)
@@ -54,6 +62,7 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
         check_no_conflicting_fold(model_folder, configuration, plans["configurations"][configuration]["architecture"],
                                   fold)
         super().__init__(plans, configuration, fold, dataset_json, device)
+        self.iac_settings = settings  # the base class read the environment alone; these hold the genotype's options
         self.genotype = genotype
         self.signal_monitor = None
 
@@ -110,6 +119,12 @@ class IACRetrainTrainer(nnUNetTrainerIACBase):
         epoch = self.genotype.meta.get("genotype_epoch")
         chosen = f"search epoch {epoch} of {self.genotype_source}" if epoch is not None else str(self.genotype_source)
         self.print_to_log_file(f"Stage III genotype from {chosen}:\n{self.genotype.describe()}")
+
+    def settings_record(self) -> dict:
+        """Also where the cell options came from: the genotype (version 2) or the settings (version 1)."""
+        origin = str(self.genotype_source) if self.genotype.cell_options is not None else \
+            "nnUNet_IAC_* settings (the genotype records no cell options: version 1)"
+        return {**super().settings_record(), "cell_options_from": origin}
 
     def iac_state(self) -> dict:
         return {**super().iac_state(), "genotype": self.genotype.to_dict(), "genotype_source": str(self.genotype_source)}

@@ -143,6 +143,8 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
         self._arch_losses = [float(o["arch_loss"]) for o in train_outputs]
 
     def current_genotype(self):
+        """The genotype of alpha/beta now, recording the cell options and search space the supernet was built
+        with (genotype.json and every search_history.json row), which Stage III then builds its cells from."""
         network = unwrap(self.network)
         arch = network.decoder.iac_architecture
         op_weights, edge_weights = arch()
@@ -154,12 +156,10 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             "plans": self.plans_manager.plans_name,
             "configuration": self.configuration_name,
             "fold": self.fold,
-            "k": self.iac_settings.k, "width_divisor": self.iac_settings.width_divisor,
-            "mode": self.iac_settings.mode, "init": self.iac_settings.init,
         }
         operation_names = network.decoder.iac_cells[0].operation_names
-        return derive_genotype(op_weights, edge_weights, arch.topology, operation_names, meta=meta), \
-            op_weights, edge_weights
+        return derive_genotype(op_weights, edge_weights, arch.topology, operation_names, meta=meta,
+                               cell_options=self.iac_settings.genotype_cell_options()), op_weights, edge_weights
 
     def on_epoch_end(self):
         if self.local_rank == 0:

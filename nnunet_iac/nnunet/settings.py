@@ -3,14 +3,19 @@
 Defaults suit a GPU user (the paper searched 500 epochs with 15 warm-up epochs; the cells' chosen
 operations typically settle much earlier, so early stopping on a stable genotype is on by default).
 Every value in effect is written to the trainer's output folder as ``iac_settings.json``.
+
+Stage III takes the cell options from a genotype that records them (version 2, ``adopt_genotype_options``):
+K, width divisor and mode shape the cells the search chose among, so a variable set to another value is
+refused; ``init`` may differ, since the retrain builds fresh cells and how they start is a Stage III remedy.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
-from typing import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
 
 from nnunet_iac.network.base_policy import RETRAIN_BASE_POLICIES
+from nnunet_iac.cells.genotype import CELL_OPTION_NAMES, GenotypeError
 from nnunet_iac.cells.output_init import INITS
 from nnunet_iac.network.builders import CellOptions
 from nnunet_iac.network.implant import MODES
@@ -18,10 +23,16 @@ from nnunet_iac.search.optimizers import RETRAIN_OPTIMIZERS
 from nnunet_iac.search.schedules import SEARCH_SCHEDULES
 
 PREFIX = "nnUNet_IAC_"
+#: cell options that shape the cells the search chose among: Stage III must build the same
+STRUCTURAL_CELL_OPTIONS = ("k", "width_divisor", "mode")
 
 
 class SettingsError(ValueError):
     """An nnUNet_IAC_* environment variable holds a value nnunet-iac cannot use."""
+
+
+class GenotypeOptionsConflict(SettingsError):
+    """A cell option set in the environment contradicts the one the genotype was searched with."""
 
 
 _NUMBERS = {"int": (int, "an integer", "a whole number"), "float": (float, "a number", "a number such as 0.001")}
@@ -71,8 +82,19 @@ class IACSettings:
     def cell_options(self) -> CellOptions:
         return CellOptions(partial_k=self.k, width_divisor=self.width_divisor, mode=self.mode, init=self.init)
 
+    def genotype_cell_options(self) -> dict[str, Any]:
+        """The cell options as a genotype records them (by setting name)."""
+        return {name: getattr(self, name) for name in CELL_OPTION_NAMES}
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @staticmethod
+    def explicit(env: Mapping[str, str] | None = None) -> frozenset[str]:
+        """The settings the environment sets itself; ``from_env`` fills every other one with its default, so
+        only these can contradict a genotype."""
+        env = os.environ if env is None else env
+        return frozenset(f.name for f in fields(IACSettings) if env.get(PREFIX + f.name))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "IACSettings":
@@ -119,3 +141,28 @@ class IACSettings:
             raise SettingsError(f"{PREFIX}init={self.init!r} only applies to {PREFIX}mode=residual (it sets how the "
                                 f"cell's output starts next to the merged input); {PREFIX}mode={self.mode!r} has none. "
                                 f"Unset {PREFIX}init, or set {PREFIX}mode=residual.")
+
+
+def adopt_genotype_options(settings: IACSettings, explicit: frozenset[str], genotype_options: dict[str, Any] | None,
+                           source: str) -> IACSettings:
+    """The settings Stage III runs with: the genotype's cell options where it records them (version 2), with
+    an ``init`` set in the environment kept (the retrain's cells start fresh, so their start is a Stage III
+    choice). A structural option (K, width divisor, mode) set in the environment to another value than the
+    genotype's is refused, since the cells would differ from those the search compared. A version-1 genotype
+    (``genotype_options`` None) leaves the settings as they are."""
+    if genotype_options is None:
+        return settings
+    if genotype_options["mode"] not in MODES:
+        raise GenotypeError(f"{source} records mode {genotype_options['mode']!r}, which this nnunet-iac does not "
+                            f"build (modes: {', '.join(MODES)}); use the nnunet-iac version that searched it.")
+    for name in STRUCTURAL_CELL_OPTIONS:
+        ours, theirs = getattr(settings, name), genotype_options[name]
+        if name in explicit and ours != theirs:
+            raise GenotypeOptionsConflict(
+                f"{PREFIX}{name}={ours} contradicts the genotype {source}, which was searched with {name}={theirs}: "
+                f"Stage III builds the cells the search chose among. Unset {PREFIX}{name} to use the genotype's "
+                f"{theirs}, or search again with {PREFIX}{name}={ours}.")
+    kept = explicit & {"init"}
+    merged = replace(settings, **{name: genotype_options[name] for name in CELL_OPTION_NAMES if name not in kept})
+    merged.validate()
+    return merged

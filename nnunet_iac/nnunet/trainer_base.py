@@ -100,8 +100,11 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
     def on_train_start(self):
         super().on_train_start()
         if self.local_rank == 0:
-            atomic_write_json(join(self.output_folder, SETTINGS_FILE),
-                              {**self.iac_settings.to_dict(), "base_checkpoint": str(self.base_checkpoint)})
+            atomic_write_json(join(self.output_folder, SETTINGS_FILE), self.settings_record())
+
+    def settings_record(self) -> dict:
+        """What ``iac_settings.json`` holds: every setting in effect and the base checkpoint used."""
+        return {**self.iac_settings.to_dict(), "base_checkpoint": str(self.base_checkpoint)}
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         if self.validation_setting and not getattr(self.iac_settings, self.validation_setting):

@@ -8,6 +8,7 @@ so that histories written before or after other fields were added read alike.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from nnunet_iac.cells.genotype import Genotype, GenotypeError
@@ -29,7 +30,8 @@ def epoch_ranges(epochs: list[int]) -> str:
 
 
 def genotype_of_epoch(history: Path, epoch: int) -> Genotype:
-    """The genotype the search recorded for ``epoch``; its meta names the epoch and the history file."""
+    """The genotype the search recorded for ``epoch``, with the cell options and search space of that row; its
+    meta names the epoch and the history file."""
     if not history.is_file():
         raise GenotypeError(f"{EPOCH_ENV}={epoch} needs the search history {history}, which does not exist (it is "
                             f"read next to the genotype file). Point nnUNet_IAC_genotype at the genotype.json of a "
@@ -46,5 +48,4 @@ def genotype_of_epoch(history: Path, epoch: int) -> Genotype:
         raise GenotypeError(f"{EPOCH_ENV}={epoch}: {history} has no epoch {epoch}; epochs present: {present}. Pick "
                             f"one of those, or unset {EPOCH_ENV} to use the final genotype.")
     genotype = Genotype.from_dict(by_epoch[epoch], f"{history} epoch {epoch}")
-    return Genotype(genotype.nodes, genotype.concat,
-                    {**genotype.meta, "genotype_epoch": epoch, "genotype_history": str(history)})
+    return replace(genotype, meta={**genotype.meta, "genotype_epoch": epoch, "genotype_history": str(history)})

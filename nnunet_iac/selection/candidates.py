@@ -85,17 +85,47 @@ def searched_genotypes(path: Path) -> list[tuple[int, Genotype]]:
     return found
 
 
+def searched_with(genotype: Genotype) -> str:
+    """The cell options and search space a genotype records, as text to compare."""
+    return json.dumps({"cell_options": genotype.cell_options, "search_space": list(genotype.search_space)})
+
+
+def search_differences(a: Genotype, b: Genotype) -> str:
+    """What differs between the searches of two genotypes, e.g. ``width_divisor 1 vs 4``."""
+    parts = [f"{name} {a.cell_options[name]} vs {b.cell_options[name]}" for name in a.cell_options
+             if a.cell_options[name] != b.cell_options[name]]
+    if a.search_space != b.search_space:
+        parts.append(f"search space {', '.join(a.search_space)} vs {', '.join(b.search_space)}")
+    return "; ".join(parts)
+
+
+def refuse_mixed_searches(found: list[tuple[Path, int, Genotype]]) -> None:
+    """Histories counted together must come from searches with the same cell options and search space: a
+    candidate's genotype is that of its latest epoch, and Stage III builds the cells with its options.
+    Version-1 rows record none and are not compared."""
+    first: dict[str, tuple[Path, int, Genotype]] = {}
+    for path, epoch, genotype in found:
+        if genotype.cell_options is not None:
+            first.setdefault(searched_with(genotype), (path, epoch, genotype))
+    if len(first) > 1:
+        (path_a, epoch_a, a), (path_b, epoch_b, b) = list(first.values())[:2]
+        raise CandidateError(f"The histories come from different searches: {path_a} (epoch {epoch_a}) and {path_b} "
+                             f"(epoch {epoch_b}) differ in {search_differences(a, b)}. Select among the histories "
+                             f"of one search set-up (drop the other from --histories).")
+
+
 def rank_candidates(histories: list[Path]) -> list[Candidate]:
     """Every distinct genotype of the histories, most frequent first; ties go to the one chosen latest,
     then to the one seen first (history order, then epoch order)."""
+    found = [(path, epoch, genotype) for path in histories for epoch, genotype in searched_genotypes(path)]
+    refuse_mixed_searches(found)
     by_key: dict[str, Candidate] = {}
-    for path in histories:
-        for epoch, genotype in searched_genotypes(path):
-            key = genotype_key(genotype)
-            if key not in by_key:
-                by_key[key] = Candidate(genotype, first_seen=len(by_key))
-            candidate = by_key[key]
-            candidate.chosen_in.setdefault(str(path), []).append(epoch)
-            if epoch >= candidate.latest_epoch:
-                candidate.genotype = genotype
+    for path, epoch, genotype in found:
+        key = genotype_key(genotype)
+        if key not in by_key:
+            by_key[key] = Candidate(genotype, first_seen=len(by_key))
+        candidate = by_key[key]
+        candidate.chosen_in.setdefault(str(path), []).append(epoch)
+        if epoch >= candidate.latest_epoch:
+            candidate.genotype = genotype
     return sorted(by_key.values(), key=lambda c: (-c.frequency, -c.latest_epoch, c.first_seen))
