@@ -1,6 +1,7 @@
 """One tiny planned-and-preprocessed nnU-Net dataset and tiny trained bases, shared by integration tests."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,6 +16,8 @@ DATASET = "Dataset990_IACSynthetic"
 BASE_TRAINER = "nnUNetTrainerTinyBase"
 TEST_TRAINERS = Path(__file__).resolve().parent / "nnunet_trainers"
 BIN = Path(sys.executable).parent
+#: nnU-Net's residual-encoder preset (nnUNetPlannerResEncM) reduced to CPU size; see reduced_resenc_plans
+RESENC_PLANS = "nnUNetResEncTinyPlans"
 
 
 class Workspace:
@@ -60,6 +63,39 @@ class Workspace:
         if not (folder / "fold_0" / "checkpoint_final.pth").is_file():
             self.run("nnUNetv2_train", str(DATASET_ID), configuration, "0", "-tr", BASE_TRAINER, "-device", "cpu")
         return folder
+
+
+def reduced_resenc_plans(planned: dict, configuration: str = "2d") -> dict:
+    """The ResEnc M plan of ``configuration`` only, small enough for a CPU test: one residual block per encoder
+    stage, half the features, batch 4. The network class stays ResidualEncoderUNet, and the planner's data
+    identifier (nnUNetPlans_<configuration>, shared with the default plans) lets the preprocessed data serve it."""
+    plan = json.loads(json.dumps(planned["configurations"][configuration]))
+    kwargs = plan["architecture"]["arch_kwargs"]
+    kwargs["n_blocks_per_stage"] = [1] * kwargs["n_stages"]
+    kwargs["features_per_stage"] = [max(8, f // 2) for f in kwargs["features_per_stage"]]
+    plan["batch_size"] = 4
+    return {**planned, "plans_name": RESENC_PLANS, "configurations": {configuration: plan}}
+
+
+def plan_resenc(workspace: Workspace, configuration: str = "2d") -> str:
+    """Plan the prepared dataset with nnUNetPlannerResEncM and write its reduced copy as RESENC_PLANS (once)."""
+    folder = Path(workspace.env["nnUNet_preprocessed"]) / DATASET
+    target = folder / f"{RESENC_PLANS}.json"
+    if not target.is_file():
+        workspace.run("nnUNetv2_plan_experiment", "-d", str(DATASET_ID), "-pl", "nnUNetPlannerResEncM",
+                      env={"nnUNet_n_proc_DA": "1"})
+        planned = json.loads((folder / "nnUNetResEncUNetMPlans.json").read_text())
+        target.write_text(json.dumps(reduced_resenc_plans(planned, configuration), indent=2))
+    return RESENC_PLANS
+
+
+def train_base_with_plans(workspace: Workspace, configuration: str, plans: str) -> Path:
+    """Like Workspace.train_base, for plans other than the default nnUNetPlans."""
+    folder = workspace.results / f"{BASE_TRAINER}__{plans}__{configuration}"
+    if not (folder / "fold_0" / "checkpoint_final.pth").is_file():
+        workspace.run("nnUNetv2_train", str(DATASET_ID), configuration, "0", "-tr", BASE_TRAINER, "-p", plans,
+                      "-device", "cpu")
+    return folder
 
 
 def training_logs(fold_folder: Path) -> set[Path]:
