@@ -1,5 +1,6 @@
 """nnUNet_IAC_retrain_base=decoder, nnUNet_IAC_init=gate and nnUNet_IAC_genotype_epoch through the real
-nnUNetv2_train, and nnUNetv2_predict rebuilding the gated network from the model folder's plans."""
+nnUNetv2_train, and nnUNetv2_predict rebuilding the gated network from the model folder's plans. The genotype
+records the cell options it was searched with (version 2): Stage III builds its cells with them."""
 import copy
 import json
 
@@ -8,6 +9,7 @@ import torch
 
 from nnunet_iac.nnunet.checkpointing import safe_load
 from nnunet_iac.cells.genotype import Genotype
+from nnunet_iac.cells.operations import search_space
 from nnunet_iac.network.reference_networks import EXAMPLE_GENOTYPE_DICT
 from nnunet_workspace import DATASET, DATASET_ID
 
@@ -16,6 +18,7 @@ pytestmark = pytest.mark.integration
 TRAINER = "nnUNetTrainerIACRetrainRemedies"
 BUDGET = {"nnUNet_IAC_epochs": "2", "nnUNet_IAC_iterations_per_epoch": "4", "nnUNet_IAC_val_iterations_per_epoch": "1",
           "nnUNet_IAC_retrain_validation": "0"}
+SEARCHED = {"k": 2, "width_divisor": 2, "mode": "residual", "init": "zero"}
 
 
 def search_folder(folder):
@@ -24,6 +27,7 @@ def search_folder(folder):
     rows = []
     for epoch in (0, 1):
         genotype = copy.deepcopy(EXAMPLE_GENOTYPE_DICT)
+        genotype.update(version=2, cell_options=SEARCHED, search_space=list(search_space()))
         genotype["meta"] = {"spatial_dims": 2, "levels": 2, "epoch": epoch}
         if epoch == 0:
             genotype["nodes"][0][0]["op"] = "identity"
@@ -41,17 +45,28 @@ def remedies(workspace, tmp_path_factory):
            "nnUNet_IAC_genotype_epoch": "0", "nnUNet_IAC_init": "gate", "nnUNet_IAC_retrain_base": "decoder"}
     workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", TRAINER, "-device", "cpu", env=env)
     model = workspace.results / f"{TRAINER}__nnUNetPlans__2d"
-    return {"base": base, "model": model, "epoch_0": epoch_0}
+    return {"base": base, "model": model, "epoch_0": epoch_0, "env": env}
 
 
 def test_plans_and_settings_record_the_remedies_and_the_genotype_epoch(remedies):
     arch = json.loads((remedies["model"] / "plans.json").read_text())["configurations"]["2d"]["architecture"]
-    assert arch["arch_kwargs"]["iac_cell_options"]["init"] == "gate"
+    assert arch["arch_kwargs"]["iac_cell_options"] == {"partial_k": 2, "width_divisor": 2, "mode": "residual",
+                                                       "init": "gate"}
     used = Genotype.from_dict(arch["arch_kwargs"]["iac_genotype"])
     assert used == remedies["epoch_0"] and used.meta["genotype_epoch"] == 0
     assert Genotype.load(remedies["model"] / "fold_0" / "genotype.json") == remedies["epoch_0"]
     settings = json.loads((remedies["model"] / "fold_0" / "iac_settings.json").read_text())
     assert (settings["init"], settings["retrain_base"], settings["genotype_epoch"]) == ("gate", "decoder", 0)
+    assert (settings["k"], settings["width_divisor"]) == (2, 2)
+    assert settings["cell_options_from"].endswith("search_history.json")
+
+
+def test_a_cell_option_that_contradicts_the_genotype_stops_the_retrain_before_it_writes(remedies, workspace):
+    result = workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", "1", "-tr", TRAINER, "-device", "cpu",
+                           env={**remedies["env"], "nnUNet_IAC_width_divisor": "4"}, check=False)
+    assert result.returncode != 0
+    assert "nnUNet_IAC_width_divisor=4 contradicts" in result.stderr and "width_divisor=2" in result.stderr
+    assert not (remedies["model"] / "fold_1").exists()
 
 
 def test_decoder_policy_trains_gates_and_decoder_and_keeps_the_encoder(remedies):
