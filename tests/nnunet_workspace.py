@@ -67,13 +67,13 @@ class Workspace:
 
 def reduced_resenc_plans(planned: dict, configuration: str = "2d") -> dict:
     """The ResEnc M plan of ``configuration`` only, small enough for a CPU test: one residual block per encoder
-    stage, half the features, batch 4. The network class stays ResidualEncoderUNet, and the planner's data
+    stage, half the features, batch 2. The network class stays ResidualEncoderUNet, and the planner's data
     identifier (nnUNetPlans_<configuration>, shared with the default plans) lets the preprocessed data serve it."""
     plan = json.loads(json.dumps(planned["configurations"][configuration]))
     kwargs = plan["architecture"]["arch_kwargs"]
     kwargs["n_blocks_per_stage"] = [1] * kwargs["n_stages"]
     kwargs["features_per_stage"] = [max(8, f // 2) for f in kwargs["features_per_stage"]]
-    plan["batch_size"] = 4
+    plan["batch_size"] = 2
     return {**planned, "plans_name": RESENC_PLANS, "configurations": {configuration: plan}}
 
 
