@@ -21,9 +21,28 @@ class GenotypeConflictError(RuntimeError):
     """Another fold in the same model folder was trained with other cells."""
 
 
-def default_genotype_path(results_dir: str, dataset_name: str, plans_name: str, configuration: str, fold) -> Path:
-    return (Path(results_dir) / dataset_name / f"{SEARCH_TRAINER}__{plans_name}__{configuration}" / f"fold_{fold}"
+def default_genotype_path(results_dir: str, dataset_name: str, plans_name: str, configuration: str, fold,
+                          search_trainer: str = SEARCH_TRAINER) -> Path:
+    return (Path(results_dir) / dataset_name / f"{search_trainer}__{plans_name}__{configuration}" / f"fold_{fold}"
             / "genotype.json")
+
+
+def find_search_genotype(results_dir: str, dataset_name: str, plans_name: str, configuration: str, fold,
+                         search_trainer: str = SEARCH_TRAINER) -> Path:
+    """The genotype of ``search_trainer``'s search of this fold; if that search was not run, the one search
+    variant (``nnUNetTrainerIACSearch_*``) that was, so that a user who searched with a variant changes nothing
+    but ``-tr`` for the retrain either. Several variants are ambiguous and refused, naming them."""
+    preferred = default_genotype_path(results_dir, dataset_name, plans_name, configuration, fold, search_trainer)
+    if preferred.is_file():
+        return preferred
+    pattern = f"{SEARCH_TRAINER}*__{plans_name}__{configuration}/fold_{fold}/genotype.json"
+    found = sorted((Path(results_dir) / dataset_name).glob(pattern))
+    if len(found) > 1:
+        names = ", ".join(p.parents[1].name.split("__")[0] for p in found)
+        raise GenotypeError(f"No search by {search_trainer} for fold {fold}, but several search variants ({names}) "
+                            f"have a genotype for it; set {GENOTYPE_ENV} to the genotype.json to retrain, e.g. "
+                            f"{GENOTYPE_ENV}={found[0]}.")
+    return found[0] if found else preferred
 
 
 def load_retrain_genotype(default_path: Path, override: str = "", epoch: int = -1) -> tuple[Genotype, Path]:

@@ -30,7 +30,7 @@ from nnunet_iac.network.implant import cell_parameters, trainable_base_parameter
 from nnunet_iac.network.implanted_network import base_architecture_of
 from nnunet_iac.search.optimizers import retrain_optimizer
 from nnunet_iac.search.plots import plot_signal
-from nnunet_iac.nnunet.retrain_setup import (check_genotype_fits, check_no_conflicting_fold, default_genotype_path,
+from nnunet_iac.nnunet.retrain_setup import (check_genotype_fits, check_no_conflicting_fold, find_search_genotype,
                                       load_retrain_genotype, plans_with_cells)
 from nnunet_iac.nnunet.settings import IACSettings, adopt_genotype_options
 from nnunet_iac.search.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows, record_signal_epoch
@@ -43,13 +43,15 @@ SIGNAL_PLOT = "signal.png"
 
 class IACRetrainTrainer(nnUNetTrainerIACBase):
     validation_setting = "retrain_validation"
+    #: whose search's genotype this retrain takes by default (``retrain_setup.find_search_genotype``)
+    search_trainer_name = "nnUNetTrainerIACSearch"
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         refuse_distributed(self.__class__.__name__)
-        settings = IACSettings.from_env()
-        default = default_genotype_path(str(nnUNet_results), plans["dataset_name"], plans["plans_name"],
-                                        configuration, fold)
+        settings = self.read_settings()
+        default = find_search_genotype(str(nnUNet_results), plans["dataset_name"], plans["plans_name"],
+                                       configuration, fold, self.search_trainer_name)
         genotype, self.genotype_source = load_retrain_genotype(default, settings.genotype, settings.genotype_epoch)
         settings = adopt_genotype_options(settings, IACSettings.explicit(), genotype.cell_options,
                                           str(self.genotype_source))

@@ -1,9 +1,13 @@
-"""Stage II inside nnU-Net's own training loop: PC-DARTS cell search on a frozen, trained base.
+"""Stage II inside nnU-Net's own training loop: cell search on a frozen, trained base.
 
 nnU-Net's loop runs unchanged; each of its training iterations becomes one search iteration: an
-alpha/beta update on a val_search batch (after the warm-up epochs), then nnU-Net's own train_step
+architecture update on a val_search batch (after the warm-up epochs), then nnU-Net's own train_step
 updates the cell weights on a train_search batch (paper Algorithm 1). nnU-Net's per-epoch validation
 monitors val_search; the fold's validation cases are used only by the final standard validation.
+
+The architecture update, the supernet and the genotype belong to the search strategy
+(``search_strategy_class``, a ``nnunet_iac.search.strategy.SearchStrategy``; PC-DARTS by default): a
+variant trainer that sets another strategy changes the algorithm and nothing else.
 """
 from __future__ import annotations
 
@@ -14,18 +18,17 @@ import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_iac.network.builders import implant_search_cells
 from nnunet_iac.nnunet.checkpointing import unwrap
 from nnunet_iac.nnunet.data_loading import make_training_loader, shut_down
-from nnunet_iac.cells.genotype import derive_genotype
-from nnunet_iac.network.implant import architecture_parameters, cell_parameters
-from nnunet_iac.search.optimizers import CELL_LR, architecture_optimizer, cell_optimizer
+from nnunet_iac.network.implant import cell_parameters
+from nnunet_iac.search.optimizers import CELL_LR, cell_optimizer
 from nnunet_iac.search.plots import draw_genotype, plot_operation_weights, plot_signal
 from nnunet_iac.search.schedules import search_cell_scheduler
 from nnunet_iac.search.history import EpochRecord, SearchHistory, alpha_entropy, parameter_free_ops
 from nnunet_iac.search.split import load_or_create_split
-from nnunet_iac.search.architecture_step import architecture_grad_scaler, architecture_step, gradients_only_for
-from nnunet_iac.nnunet.settings import IACSettings
+from nnunet_iac.search.architecture_step import gradients_only_for
+from nnunet_iac.search.pc_darts import PCDartsStrategy
+from nnunet_iac.search.strategy import StrategyContext
 from nnunet_iac.search.signal_monitor import CellSignalMonitor, describe_signal
 from nnunet_iac.nnunet.trainer_base import nnUNetTrainerIACBase
 
@@ -43,19 +46,24 @@ class SearchConverged(Exception):
     """The genotype has been stable for the configured number of epochs."""
 
 
+class StrategyMismatch(RuntimeError):
+    """--c with a trainer whose search strategy is not the one that wrote the checkpoint."""
+
+
 class SearchDiverged(FloatingPointError):
     """A search loss became NaN or infinite; nothing of the current epoch is saved."""
 
 
 class IACSearchTrainer(nnUNetTrainerIACBase):
     validation_setting = "search_validation"
+    #: the search algorithm (a SearchStrategy subclass); variants set another one
+    search_strategy_class = PCDartsStrategy
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = CELL_LR
-        self.arch_optimizer = None
-        self.arch_grad_scaler = None
+        self.strategy = self.search_strategy_class()
         self.signal_monitor = None
         self.dataloader_arch = None
         self.search_split = None
@@ -63,12 +71,14 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
         self.history = SearchHistory()
         self._arch_losses = []
 
-    @staticmethod
-    def build_network_architecture(plans_manager, configuration_manager, num_input_channels, num_output_channels,
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels, num_output_channels,
                                    enable_deep_supervision: bool = True):
+        """A class method (nnU-Net's is static; it calls it on the instance and the predictor on the class), so
+        that a variant's strategy and setting defaults build its supernet."""
         base = nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                                         num_output_channels, enable_deep_supervision)
-        return implant_search_cells(base, IACSettings.from_env().cell_options)
+        return cls.search_strategy_class.build_supernet(base, cls.read_settings().cell_options)
 
     def configure_optimizers(self):
         """Cell weights: SGD lr 0.01, momentum as nnU-Net (see optimizers), with nnUNet_IAC_search_schedule:
@@ -78,9 +88,7 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
 
     def initialize(self):
         super().initialize()
-        self.arch_optimizer = architecture_optimizer(architecture_parameters(unwrap(self.network)),
-                                                    self.iac_settings.arch_lr)
-        self.arch_grad_scaler = architecture_grad_scaler(self.device)
+        self.strategy.setup(unwrap(self.network), StrategyContext(self.device, self.iac_settings.arch_lr))
         self.signal_monitor = CellSignalMonitor(unwrap(self.network))
 
     @property
@@ -107,16 +115,12 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
         return loader_train, loader_val
 
     def train_step(self, batch: dict) -> dict:
-        network = unwrap(self.network)
-        arch, cells = architecture_parameters(network), cell_parameters(network)
         arch_loss = float("nan")
         if not self.is_warmup:
-            with gradients_only_for(arch, cells):
-                arch_loss = architecture_step(self.network, self.loss, next(self.dataloader_arch),
-                                              self.arch_optimizer, self.device, self.arch_grad_scaler,
-                                              self.signal_monitor.observe_architecture)
+            arch_loss = self.strategy.architecture_update(self.network, self.loss, lambda: next(self.dataloader_arch),
+                                                          self.signal_monitor.observe_architecture)
             self.check_finite(arch_loss, "architecture (alpha/beta) loss on val_search")
-        with gradients_only_for(cells, arch):
+        with gradients_only_for(cell_parameters(unwrap(self.network)), self.strategy.architecture_parameters()):
             result = super().train_step(batch)
         self.signal_monitor.observe_cells()
         self.check_finite(float(result["loss"]), "cell-weight loss on train_search")
@@ -143,11 +147,9 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
         self._arch_losses = [float(o["arch_loss"]) for o in train_outputs]
 
     def current_genotype(self):
-        """The genotype of alpha/beta now, recording the cell options and search space the supernet was built
+        """The strategy's genotype now, recording the cell options and search space the supernet was built
         with (genotype.json and every search_history.json row), which Stage III then builds its cells from."""
         network = unwrap(self.network)
-        arch = network.decoder.iac_architecture
-        op_weights, edge_weights = arch()
         meta = {
             "spatial_dims": len(self.configuration_manager.patch_size),
             "levels": len(network.decoder.iac_cells),
@@ -157,9 +159,8 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             "configuration": self.configuration_name,
             "fold": self.fold,
         }
-        operation_names = network.decoder.iac_cells[0].operation_names
-        return derive_genotype(op_weights, edge_weights, arch.topology, operation_names, meta=meta,
-                               cell_options=self.iac_settings.genotype_cell_options()), op_weights, edge_weights
+        view = self.strategy.current(meta, self.iac_settings.genotype_cell_options())
+        return view.genotype, view.op_weights, view.edge_weights
 
     def on_epoch_end(self):
         if self.local_rank == 0:
@@ -185,7 +186,7 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             arch_loss=float(np.mean(arch_losses)) if arch_losses else float("nan"),
             val_loss=float(self.logger.get_value("val_losses", step=-1)),
             seconds=time.time() - started, parameter_free_ops=parameter_free_ops(genotype),
-            alpha_entropy=alpha_entropy(op_weights), **signal)
+            alpha_entropy=alpha_entropy(op_weights), strategy_fields=self.strategy.epoch_fields() or None, **signal)
         self.history.append(record)
         self.history.save(Path(self.output_folder) / HISTORY_FILE)
         genotype.save(Path(self.output_folder) / GENOTYPE_FILE)
@@ -222,14 +223,17 @@ class IACSearchTrainer(nnUNetTrainerIACBase):
             self.print_to_log_file(f"Final genotype written to {out / GENOTYPE_FILE}")
 
     def iac_state(self) -> dict:
-        scaler = self.arch_grad_scaler.state_dict() if self.arch_grad_scaler is not None else None
-        return {**super().iac_state(), "arch_optimizer_state": self.arch_optimizer.state_dict(),
-                "arch_grad_scaler_state": scaler, "history": self.history.to_list(), "search_split": self.search_split}
+        return {**super().iac_state(), "strategy": {"name": self.strategy.name, "state": self.strategy.state_dict()},
+                "history": self.history.to_list(), "search_split": self.search_split}
 
     def restore_iac_state(self, state: dict) -> None:
-        """The signal monitor is not restored: it starts empty with every epoch, the unit of resuming."""
-        if "arch_optimizer_state" in state:
-            self.arch_optimizer.load_state_dict(state["arch_optimizer_state"])
-        if self.arch_grad_scaler is not None and state.get("arch_grad_scaler_state"):
-            self.arch_grad_scaler.load_state_dict(state["arch_grad_scaler_state"])
+        """The signal monitor is not restored: it starts empty with every epoch, the unit of resuming.
+        Checkpoints written before the strategy seam hold PC-DARTS' optimizer state at the top level."""
+        saved = state.get("strategy")
+        if saved is not None and saved.get("name") != self.strategy.name:
+            raise StrategyMismatch(
+                f"The checkpoint was written by a search with strategy {saved.get('name')!r}; this trainer "
+                f"({self.__class__.__name__}) searches with {self.strategy.name!r}. Continue it with the trainer that "
+                f"wrote it, or start this search in its own output folder (without --c).")
+        self.strategy.load_state_dict(saved["state"] if saved is not None else state)
         self.history = SearchHistory.from_list(state.get("history", []))

@@ -1,5 +1,8 @@
 """Knobs without code: ``nnUNet_IAC_*`` environment variables, read once when a trainer starts.
 
+A trainer variant may change the defaults in code, the nnU-Net way (``nnUNetTrainer_250epochs``): a subclass
+with ``iac_defaults = {"epochs": 50}`` (``trainer_base``); variables still override a variant's defaults.
+
 Defaults suit a GPU user (the paper searched 500 epochs with 15 warm-up epochs; the cells' chosen
 operations typically settle much earlier, so early stopping on a stable genotype is on by default).
 Every value in effect is written to the trainer's output folder as ``iac_settings.json``.
@@ -36,6 +39,7 @@ class GenotypeOptionsConflict(SettingsError):
 
 
 _NUMBERS = {"int": (int, "an integer", "a whole number"), "float": (float, "a number", "a number such as 0.001")}
+_PYTHON_TYPES = {"int": int, "float": (int, float), "str": str}
 
 
 def parse_number(variable: str, raw: str, default, kind: str = "int"):
@@ -97,9 +101,21 @@ class IACSettings:
         return frozenset(f.name for f in fields(IACSettings) if env.get(PREFIX + f.name))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "IACSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None, defaults: Mapping[str, Any] | None = None,
+                 source: str = "defaults") -> "IACSettings":
+        """The settings in effect: ``defaults`` (a trainer variant's ``iac_defaults``, named by ``source`` in
+        errors) over the built-in ones, and any ``nnUNet_IAC_*`` variable over both."""
         env = os.environ if env is None else env
-        values = {}
+        unknown = sorted(set(defaults or {}) - {f.name for f in fields(cls)})
+        if unknown:
+            raise SettingsError(f"{source} names {', '.join(unknown)}, which {'are' if len(unknown) > 1 else 'is'} not "
+                                f"a setting; use the names of the {PREFIX}* variables without the prefix (README).")
+        values = dict(defaults or {})
+        for f in fields(cls):
+            kind = getattr(f.type, "__name__", f.type)
+            if f.name in values and not isinstance(values[f.name], _PYTHON_TYPES[kind]):
+                what = _NUMBERS[kind][1] if kind in _NUMBERS else "a string"
+                raise SettingsError(f"{source} sets {f.name}={values[f.name]!r}; it must be {what}.")
         for f in fields(cls):
             raw = env.get(PREFIX + f.name)
             if raw is None or raw == "":

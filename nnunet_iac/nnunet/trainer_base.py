@@ -45,6 +45,21 @@ def refuse_distributed(trainer_name: str) -> None:
 class nnUNetTrainerIACBase(nnUNetTrainer):
     #: the IACSettings field that, when 0, skips nnU-Net's final validation of this trainer
     validation_setting = ""
+    #: a variant's setting defaults, by setting name (``{"epochs": 50}``); merged along the class hierarchy,
+    #: a subclass's entries over its parents', and ``nnUNet_IAC_*`` variables over all of them
+    iac_defaults: dict = {}
+
+    @classmethod
+    def settings_defaults(cls) -> dict:
+        merged = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(vars(klass).get("iac_defaults", {}))
+        return merged
+
+    @classmethod
+    def read_settings(cls) -> IACSettings:
+        """The settings in effect for this trainer class (a class method: nnU-Net builds networks from the class)."""
+        return IACSettings.from_env(defaults=cls.settings_defaults(), source=f"{cls.__name__}.iac_defaults")
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -56,7 +71,7 @@ class nnUNetTrainerIACBase(nnUNetTrainer):
                 f"nnU-Net cannot write the output folder of {self.__class__.__name__} "
                 f"({getattr(e, 'filename', None) or e}): {e.strerror or e}. Point nnUNet_results at a writable "
                 f"folder (it is read as {nnUNet_results}).") from e
-        self.iac_settings = IACSettings.from_env()
+        self.iac_settings = self.read_settings()
         self.num_epochs = self.iac_settings.epochs
         self.num_iterations_per_epoch = self.iac_settings.iterations_per_epoch
         self.num_val_iterations_per_epoch = self.iac_settings.val_iterations_per_epoch

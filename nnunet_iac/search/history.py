@@ -23,7 +23,8 @@ class EpochRecord:
     ``val_loss``: nnU-Net's per-epoch validation, which runs on val_search (nnU-Net's ``val_losses``).
     The ``snr_*`` / ``projection_norm`` diagnostics (nnunet_iac.search.signal_monitor) are None in histories
     written before they existed; ``snr_projection`` and ``projection_norm`` have one value per decoder
-    level, level 0 the lowest resolution.
+    level, level 0 the lowest resolution. ``strategy_fields`` holds the search strategy's own numbers
+    (``SearchStrategy.epoch_fields``), None when it has none.
     """
 
     epoch: int
@@ -41,6 +42,7 @@ class EpochRecord:
     snr_beta: float | None = None
     snr_projection: list | None = None
     projection_norm: list | None = None
+    strategy_fields: dict | None = None
 
 
 NUMBER_FIELDS = ("train_loss", "arch_loss", "val_loss", "snr_alpha", "snr_beta", "snr_projection", "projection_norm")

@@ -16,7 +16,6 @@ from nnunet_iac.cells.genotype import derive_genotype
 from nnunet_iac.network.builders import CellOptions, implant_search_cells
 from nnunet_iac.network.implant import architecture_parameters, cell_parameters, implanted_decoder
 from nnunet_iac.search.architecture_step import architecture_grad_scaler, architecture_step, gradients_only_for
-from nnunet_iac.search.history import alpha_entropy
 from nnunet_iac.search.optimizers import architecture_optimizer
 from nnunet_iac.search.strategy import ArchitectureView, SearchStrategy, StrategyContext
 
@@ -50,17 +49,14 @@ class PCDartsStrategy(SearchStrategy):
             return architecture_step(model, loss_fn, next_batch(), self.optimizer, self.device, self.grad_scaler,
                                      on_gradients)
 
-    def current(self, meta: dict[str, Any]) -> ArchitectureView:
+    def current(self, meta: dict[str, Any], cell_options: dict[str, Any]) -> ArchitectureView:
         decoder = implanted_decoder(self.network)
         architecture = decoder.iac_architecture
         op_weights, edge_weights = architecture()
         names = tuple(decoder.iac_cells[0].operation_names)
         genotype = derive_genotype(op_weights, edge_weights, architecture.topology, names,
-                                   meta={**meta, "strategy": self.name})
+                                   meta={**meta, "strategy": self.name}, cell_options=cell_options)
         return ArchitectureView(genotype, op_weights, edge_weights, names)
-
-    def epoch_fields(self) -> dict[str, float]:
-        return {"alpha_entropy": alpha_entropy(implanted_decoder(self.network).iac_architecture()[0])}
 
     def state_dict(self) -> dict[str, Any]:
         return {"arch_optimizer_state": self.optimizer.state_dict(),

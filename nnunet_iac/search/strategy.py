@@ -69,11 +69,13 @@ class SearchStrategy(ABC):
         """The parameters ``architecture_update`` changes (kept out of the cell-weight step)."""
 
     @abstractmethod
-    def current(self, meta: dict[str, Any]) -> ArchitectureView:
-        """The genotype the architecture stands for now, with ``meta`` (and the strategy's name) in it."""
+    def current(self, meta: dict[str, Any], cell_options: dict[str, Any]) -> ArchitectureView:
+        """The genotype the architecture stands for now, with ``meta`` (and the strategy's name) in it and the
+        ``cell_options`` the supernet was built with (Stage III builds its cells from them)."""
 
     def epoch_fields(self) -> dict[str, float]:
-        """Extra numbers for this epoch's history row (none by default)."""
+        """Numbers of the strategy's own for this epoch's history row (``strategy_fields``; none by default:
+        the trainer records losses, alpha entropy and the gradient signal for every strategy)."""
         return {}
 
     @abstractmethod

@@ -95,9 +95,9 @@ def test_base_weights_are_bit_identical_to_the_base_checkpoint(search):
     for key in base_keys:
         assert torch.equal(weights[key], base[key]), key
     assert "decoder.iac_architecture.alpha" in weights
-    assert searched["iac"]["arch_optimizer_state"]["state"]  # Adam moments of alpha and beta
+    assert searched["iac"]["strategy"]["state"]["arch_optimizer_state"]["state"]  # Adam moments of alpha and beta
     assert searched["optimizer_state"]["param_groups"][0]["momentum"] == CELL_MOMENTUM
-    assert searched["iac"]["arch_optimizer_state"]["param_groups"][0]["weight_decay"] == 0.0
+    assert searched["iac"]["strategy"]["state"]["arch_optimizer_state"]["param_groups"][0]["weight_decay"] == 0.0
 
 
 def test_missing_base_stops_with_a_clear_error(workspace, tmp_path):

@@ -68,5 +68,5 @@ class nnUNetTrainerIACSearchFixedAlpha(IACSearchTrainer):
 
     def initialize(self):
         super().initialize()
-        for group in self.arch_optimizer.param_groups:
+        for group in self.strategy.optimizer.param_groups:
             group["lr"] = 0.0

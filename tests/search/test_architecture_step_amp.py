@@ -21,6 +21,7 @@ from nnunet_iac.network.builders import implant_search_cells
 from nnunet_iac.nnunet.checkpointing import atomic_torch_save, safe_load
 from nnunet_iac.network.implant import architecture_parameters, freeze_base, implanted_decoder
 from nnunet_iac.search.optimizers import architecture_optimizer
+from nnunet_iac.search.pc_darts import PCDartsStrategy
 from nnunet_iac.network.reference_networks import tiny_plain_unet
 from nnunet_iac.search.history import SearchHistory
 from nnunet_iac.search.architecture_step import architecture_grad_scaler, architecture_step
@@ -116,8 +117,9 @@ def _bare_trainer(scaler):
     """A search trainer with only the attributes iac_state / restore_iac_state use (no dataset needed)."""
     trainer = IACSearchTrainer.__new__(IACSearchTrainer)
     trainer.iac_settings = IACSettings.from_env({})
-    trainer.arch_optimizer = torch.optim.Adam([nn.Parameter(torch.ones(3))])
-    trainer.arch_grad_scaler = scaler
+    trainer.strategy = PCDartsStrategy()
+    trainer.strategy.optimizer = torch.optim.Adam([nn.Parameter(torch.ones(3))])
+    trainer.strategy.grad_scaler = scaler
     trainer.history, trainer.search_split = SearchHistory(), None
     return trainer
 
@@ -136,9 +138,9 @@ def test_architecture_scaler_state_is_checkpointed_and_restored(monkeypatch, sup
 
     resumed = _bare_trainer(torch.amp.GradScaler("cpu"))
     resumed.restore_iac_state(safe_load(tmp_path / "checkpoint.pth")["iac"])
-    assert resumed.arch_grad_scaler.state_dict() == used.state_dict()
-    assert resumed.arch_grad_scaler.get_scale() == 2.0 ** 59
+    assert resumed.strategy.grad_scaler.state_dict() == used.state_dict()
+    assert resumed.strategy.grad_scaler.get_scale() == 2.0 ** 59
 
     without_scaler = _bare_trainer(None)
     without_scaler.restore_iac_state(safe_load(tmp_path / "checkpoint.pth")["iac"])  # CPU resume of a GPU run
-    assert _bare_trainer(None).iac_state()["arch_grad_scaler_state"] is None
+    assert _bare_trainer(None).iac_state()["strategy"]["state"]["arch_grad_scaler_state"] is None

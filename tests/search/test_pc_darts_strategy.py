@@ -61,12 +61,13 @@ def test_current_genotype_is_the_derivation_of_alpha_and_beta_and_names_the_stra
     network = _supernet()
     strategy = _ready(network)
     strategy.architecture_update(network, _loss, _batches(), lambda: None)
-    view = strategy.current({"levels": 3})
+    options = {"k": 4, "width_divisor": 4, "mode": "residual", "init": "small"}
+    view = strategy.current({"levels": 3}, options)
     architecture = network.decoder.iac_architecture
     expected = derive_genotype(*architecture(), architecture.topology, view.operation_names)
     assert view.genotype.nodes == expected.nodes
     assert view.genotype.meta == {"levels": 3, "strategy": "pc_darts"}
-    assert 0 < strategy.epoch_fields()["alpha_entropy"] < torch.log(torch.tensor(8.0)).item()
+    assert view.genotype.cell_options == options and tuple(view.genotype.search_space) == view.operation_names
 
 
 def test_a_restored_strategy_continues_exactly_like_the_uninterrupted_one():

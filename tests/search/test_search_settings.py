@@ -30,7 +30,7 @@ def searched(workspace):
 
 def test_alpha_beta_use_the_arch_lr_and_the_cells_the_cosine_power_schedule(searched):
     checkpoint = safe_load(searched / "checkpoint_final.pth")
-    assert checkpoint["iac"]["arch_optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(0.003)
+    assert checkpoint["iac"]["strategy"]["state"]["arch_optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(0.003)
     reference = torch.optim.SGD([torch.zeros(1, requires_grad=True)], CELL_LR)
     schedule = CosinePowerLRScheduler(reference, CELL_LR, EPOCHS)
     schedule.step(EPOCHS - 1)
