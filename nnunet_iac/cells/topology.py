@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 NUM_INPUTS = 2
-SKIP_INPUT = 0
-UP_INPUT = 1
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,18 @@ from nnunet_iac.cells.operations import search_space
 from nnunet_iac.cells.search_cell import SearchCell
 
 
+#: the name plans.json files written before K had one name everywhere (issue 15) use for ``k``
+LEGACY_K = "partial_k"
+
+
 @dataclass(frozen=True)
 class CellOptions:
     """What shapes the cells besides the genotype; searched and retrained cells must use the same k, width
-    and mode. ``init`` is how a residual cell's output starts (``cell_init``); ``gate`` adds a parameter."""
+    and mode. ``k`` is PC-DARTS' K (1/K of a cell's channels go through the mixed operations; the same name as
+    the setting ``nnUNet_IAC_k`` and the genotype's ``cell_options``). ``init`` is how a residual cell's output
+    starts (``output_init``); ``gate`` adds a parameter."""
 
-    partial_k: int = 4
+    k: int = 4
     width_divisor: int = 4
     mode: str = "residual"
     init: str = "zero"
@@ -30,7 +36,15 @@ class CellOptions:
         check_init(self.init, self.mode)
 
     def width(self, skip_channels: int) -> int:
-        return cell_width(skip_channels, self.partial_k, self.width_divisor)
+        return cell_width(skip_channels, self.k, self.width_divisor)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CellOptions":
+        """Options as plans.json stores them (``asdict``), also from plans that name K ``partial_k``."""
+        data = dict(data)
+        if LEGACY_K in data:
+            data.setdefault("k", data.pop(LEGACY_K))
+        return cls(**data)
 
 
 def implant_search_cells(network: nn.Module, options: CellOptions = CellOptions(),
@@ -43,7 +57,7 @@ def implant_search_cells(network: nn.Module, options: CellOptions = CellOptions(
 
     def make_cell(stage: int, skip_channels: int, up_channels: int) -> SearchCell:
         return SearchCell(spec, skip_channels, up_channels, options.width(skip_channels), topology,
-                          operation_names, options.partial_k)
+                          operation_names, options.k)
 
     return implant_cells(network, make_cell, options.mode, architecture, options.init)
 

@@ -50,7 +50,7 @@ class ImplantedUNet(nn.Module):
         if hasattr(base, "initialize"):
             base.apply(base.initialize)
         implant_discrete_cells(base, Genotype.from_dict(iac_genotype, "plans.json genotype"),
-                               CellOptions(**iac_cell_options))
+                               CellOptions.from_dict(iac_cell_options))
         self.encoder = base.encoder
         self.decoder = base.decoder
 
@@ -97,5 +97,5 @@ def cells_signature(architecture: dict) -> tuple:
     in, so plans written before an option existed compare equal to its default)."""
     kwargs = architecture["arch_kwargs"]
     genotype = Genotype.from_dict(kwargs["iac_genotype"])
-    options = asdict(CellOptions(**kwargs["iac_cell_options"]))
+    options = asdict(CellOptions.from_dict(kwargs["iac_cell_options"]))
     return genotype.nodes, genotype.concat, tuple(sorted(options.items()))

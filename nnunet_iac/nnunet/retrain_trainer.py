@@ -35,13 +35,13 @@ from nnunet_iac.nnunet.retrain_setup import (check_genotype_fits, check_no_confl
 from nnunet_iac.nnunet.settings import IACSettings, adopt_genotype_options
 from nnunet_iac.search.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows, record_signal_epoch
 from nnunet_iac.search.signal_monitor import CellSignalMonitor, describe_signal
-from nnunet_iac.nnunet.trainer_base import nnUNetTrainerIACBase, refuse_distributed
+from nnunet_iac.nnunet.trainer_base import IACTrainerBase, refuse_distributed
 
 
 SIGNAL_PLOT = "signal.png"
 
 
-class IACRetrainTrainer(nnUNetTrainerIACBase):
+class IACRetrainTrainer(IACTrainerBase):
     validation_setting = "retrain_validation"
     #: whose search's genotype this retrain takes by default (``retrain_setup.find_search_genotype``)
     search_trainer_name = "nnUNetTrainerIACSearch"

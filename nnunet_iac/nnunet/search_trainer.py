@@ -24,16 +24,15 @@ from nnunet_iac.network.implant import cell_parameters
 from nnunet_iac.search.optimizers import CELL_LR, cell_optimizer
 from nnunet_iac.search.plots import draw_genotype, plot_operation_weights, plot_signal
 from nnunet_iac.search.schedules import search_cell_scheduler
-from nnunet_iac.search.history import EpochRecord, SearchHistory, alpha_entropy, parameter_free_ops
+from nnunet_iac.search.history import HISTORY_FILE, EpochRecord, SearchHistory, alpha_entropy, parameter_free_ops
 from nnunet_iac.search.split import load_or_create_split
 from nnunet_iac.search.architecture_step import gradients_only_for
 from nnunet_iac.search.pc_darts import PCDartsStrategy
 from nnunet_iac.search.strategy import StrategyContext
 from nnunet_iac.search.signal_monitor import CellSignalMonitor, describe_signal
-from nnunet_iac.nnunet.trainer_base import nnUNetTrainerIACBase
+from nnunet_iac.nnunet.trainer_base import IACTrainerBase
 
 GENOTYPE_FILE = "genotype.json"
-HISTORY_FILE = "search_history.json"
 WEIGHTS_PLOT = "operation_weights.png"
 GENOTYPE_PLOT = "genotype.png"
 SIGNAL_PLOT = "signal.png"
@@ -54,7 +53,7 @@ class SearchDiverged(FloatingPointError):
     """A search loss became NaN or infinite; nothing of the current epoch is saved."""
 
 
-class IACSearchTrainer(nnUNetTrainerIACBase):
+class IACSearchTrainer(IACTrainerBase):
     validation_setting = "search_validation"
     #: the search algorithm (a SearchStrategy subclass); variants set another one
     search_strategy_class = PCDartsStrategy

@@ -84,7 +84,7 @@ class IACSettings:
 
     @property
     def cell_options(self) -> CellOptions:
-        return CellOptions(partial_k=self.k, width_divisor=self.width_divisor, mode=self.mode, init=self.init)
+        return CellOptions(k=self.k, width_divisor=self.width_divisor, mode=self.mode, init=self.init)
 
     def genotype_cell_options(self) -> dict[str, Any]:
         """The cell options as a genotype records them (by setting name)."""

@@ -42,7 +42,7 @@ def refuse_distributed(trainer_name: str) -> None:
             f"GPU (drop -num_gpus); the cells are small, one GPU is enough.")
 
 
-class nnUNetTrainerIACBase(nnUNetTrainer):
+class IACTrainerBase(nnUNetTrainer):
     #: the IACSettings field that, when 0, skips nnU-Net's final validation of this trainer
     validation_setting = ""
     #: a variant's setting defaults, by setting name (``{"epochs": 50}``); merged along the class hierarchy,

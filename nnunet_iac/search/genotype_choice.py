@@ -7,13 +7,12 @@ so that histories written before or after other fields were added read alike.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 from nnunet_iac.cells.genotype import Genotype, GenotypeError
+from nnunet_iac.search.history import HISTORY_FILE, HistoryFileError, read_history_rows
 
-HISTORY_FILE = "search_history.json"
 EPOCH_ENV = "nnUNet_IAC_genotype_epoch"
 
 
@@ -32,17 +31,15 @@ def epoch_ranges(epochs: list[int]) -> str:
 def genotype_of_epoch(history: Path, epoch: int) -> Genotype:
     """The genotype the search recorded for ``epoch``, with the cell options and search space of that row; its
     meta names the epoch and the history file."""
-    if not history.is_file():
-        raise GenotypeError(f"{EPOCH_ENV}={epoch} needs the search history {history}, which does not exist (it is "
-                            f"read next to the genotype file). Point nnUNet_IAC_genotype at the genotype.json of a "
-                            f"search folder that has its {HISTORY_FILE}, or unset {EPOCH_ENV} to use the final "
-                            f"genotype.")
     try:
-        rows = json.loads(history.read_text())
-        by_epoch = {int(row["epoch"]): row["genotype"] for row in rows}
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, ValueError) as e:
-        raise GenotypeError(f"{history} is not a search history written by nnUNetTrainerIACSearch ({e!r}). Restore "
-                            f"it from the search's checkpoint, or unset {EPOCH_ENV}.") from e
+        by_epoch = {row["epoch"]: row["genotype"] for row in read_history_rows(history)}
+    except HistoryFileError as e:
+        if e.missing:
+            raise GenotypeError(f"{EPOCH_ENV}={epoch} needs the search history {history}, which does not exist (it "
+                                f"is read next to the genotype file). Point nnUNet_IAC_genotype at the genotype.json "
+                                f"of a search folder that has its {HISTORY_FILE}, or unset {EPOCH_ENV} to use the "
+                                f"final genotype.") from None
+        raise GenotypeError(f"{e} Restore it from the search's checkpoint, or unset {EPOCH_ENV}.") from e
     if epoch not in by_epoch:
         present = epoch_ranges(sorted(by_epoch)) or "none"
         raise GenotypeError(f"{EPOCH_ENV}={epoch}: {history} has no epoch {epoch}; epochs present: {present}. Pick "

@@ -49,6 +49,41 @@ NUMBER_FIELDS = ("train_loss", "arch_loss", "val_loss", "snr_alpha", "snr_beta",
 _NAN_WHEN_NULL = ("train_loss", "arch_loss", "val_loss")
 
 
+HISTORY_FILE = "search_history.json"
+#: what every reader of a history relies on in each row (the trainer's own rows hold every EpochRecord field)
+ROW_KEYS = ("epoch", "phase", "genotype")
+
+
+class HistoryFileError(ValueError):
+    """A search_history.json that is missing (``missing``) or not a list of epoch rows."""
+
+    def __init__(self, message: str, missing: bool = False):
+        super().__init__(message)
+        self.missing = missing
+
+
+def read_history_rows(path: Path) -> list[dict]:
+    """The rows of a search_history.json, each with at least ``ROW_KEYS``: the one reader of the file behind
+    ``SearchHistory.load``, ``nnUNet_IAC_genotype_epoch`` and ``select``'s candidates, which wrap its error in
+    their own advice. Rows are plain dicts, so histories written before or after a field was added read alike."""
+    path = Path(path)
+    try:
+        rows = json.loads(path.read_text())
+    except (FileNotFoundError, IsADirectoryError):
+        raise HistoryFileError(f"No search history at {path}.", missing=True) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HistoryFileError(f"{path} is not valid JSON ({e}).") from e
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and set(ROW_KEYS) <= set(r) for r in rows):
+        raise HistoryFileError(f"{path} is not a search history written by nnUNetTrainerIACSearch (a list of "
+                               f"epochs with {', '.join(repr(k) for k in ROW_KEYS)}).")
+    try:
+        for row in rows:
+            row["epoch"] = int(row["epoch"])
+    except (TypeError, ValueError) as e:
+        raise HistoryFileError(f"{path} has an epoch that is not a number ({e}).") from e
+    return rows
+
+
 def alpha_entropy(op_weights: torch.Tensor) -> float:
     """Mean over edges of the entropy of softmax(alpha), in nats; log(8) = 2.08 is undecided."""
     p = op_weights.detach().float().clamp_min(1e-12)
@@ -97,4 +132,4 @@ class SearchHistory:
 
     @classmethod
     def load(cls, path: Path) -> "SearchHistory":
-        return cls.from_list(json.loads(Path(path).read_text()))
+        return cls.from_list(read_history_rows(path))

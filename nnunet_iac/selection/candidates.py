@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_iac.cells.genotype import Genotype, GenotypeError
-
-HISTORY_FILE = "search_history.json"
+from nnunet_iac.search.history import HISTORY_FILE, HistoryFileError, read_history_rows
 
 
 class CandidateError(RuntimeError):
@@ -62,19 +61,15 @@ def history_path(path: str | Path) -> Path:
 def searched_genotypes(path: Path) -> list[tuple[int, Genotype]]:
     """(epoch, genotype) of every search-phase epoch of one history file."""
     try:
-        rows = json.loads(path.read_text())
-    except (FileNotFoundError, IsADirectoryError):
-        raise CandidateError(f"No search history at {path}. Run nnUNetTrainerIACSearch for this fold first "
-                             f"(it writes {HISTORY_FILE} after every epoch), or name an existing one.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CandidateError(f"{path} is not valid JSON ({e}); restore it from the search's checkpoint "
-                             f"(continue the search with --c) or search again.") from e
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"epoch", "phase", "genotype"} <= set(r)
-                                            for r in rows):
-        raise CandidateError(f"{path} is not a search history (a list of epochs with 'epoch', 'phase' and "
-                             f"'genotype'); name the {HISTORY_FILE} written by nnUNetTrainerIACSearch.")
+        rows = read_history_rows(path)
+    except HistoryFileError as e:
+        if e.missing:
+            raise CandidateError(f"No search history at {path}. Run nnUNetTrainerIACSearch for this fold first "
+                                 f"(it writes {HISTORY_FILE} after every epoch), or name an existing one.") from None
+        raise CandidateError(f"{e} Restore it from the search's checkpoint (continue the search with --c) or "
+                             f"search again.") from e
     try:
-        found = [(int(r["epoch"]), Genotype.from_dict(r["genotype"], f"{path}, epoch {r['epoch']}"))
+        found = [(r["epoch"], Genotype.from_dict(r["genotype"], f"{path}, epoch {r['epoch']}"))
                  for r in rows if r["phase"] == "search"]
     except GenotypeError as e:
         raise CandidateError(str(e)) from e

@@ -171,6 +171,8 @@ def test_plans_written_before_the_subpackages_still_rebuild_and_count_as_implant
 
     old = _architecture(CellOptions())
     old["network_class_name"] = LEGACY_CLASS_PATHS[0]
+    options = old["arch_kwargs"]["iac_cell_options"]
+    options["partial_k"] = options.pop("k")  # K's name in plans before it had one name everywhere
     torch.manual_seed(0)
     rebuilt = get_network_from_plans(old["network_class_name"], old["arch_kwargs"], old["_kw_requires_import"], 1, 3)
     assert isinstance(rebuilt, ImplantedUNet)
@@ -178,3 +180,4 @@ def test_plans_written_before_the_subpackages_still_rebuild_and_count_as_implant
     assert rebuilt.state_dict().keys() == get_network_from_plans(
         current["network_class_name"], current["arch_kwargs"], current["_kw_requires_import"], 1, 3).state_dict().keys()
     assert is_implanted(old) and base_architecture_of(old) == base_architecture_of(current)
+    assert cells_signature(old) == cells_signature(current)

@@ -7,7 +7,7 @@ own code then reads those files: ``nnUNetTrainer.load_checkpoint`` (``--c``), th
 writes or reads another key, our checkpoints would break those entry points; these tests fail first and
 say what to re-check.
 
-The trainer here is a real ``nnUNetTrainerIACBase`` built by nnU-Net's ``__init__`` on a hand-written
+The trainer here is a real ``IACTrainerBase`` built by nnU-Net's ``__init__`` on a hand-written
 plan (no dataset needed), with a tiny network and optimizer put in place of ``initialize``.
 """
 import ast
@@ -24,7 +24,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_iac.network.reference_networks import tiny_plain_unet
 from nnunet_iac.nnunet.checkpointing import IAC_KEY, safe_load
-from nnunet_iac.nnunet.trainer_base import nnUNetTrainerIACBase
+from nnunet_iac.nnunet.trainer_base import IACTrainerBase
 
 NNUNET_VERSION = importlib.metadata.version("nnunetv2")
 RECHECK = "re-check nnunet_checkpoint in nnunet_iac/nnunet/checkpointing.py against nnUNetTrainer.save_checkpoint"
@@ -65,7 +65,7 @@ def trainer(tmp_path, monkeypatch):
     for key in [k for k in os.environ if k.startswith("nnUNet_IAC_")]:
         monkeypatch.delenv(key)
     plans = {**tiny_plans(), "continue_training": False}
-    trainer = nnUNetTrainerIACBase(plans, "2d", 0, DATASET_JSON, torch.device("cpu"))
+    trainer = IACTrainerBase(plans, "2d", 0, DATASET_JSON, torch.device("cpu"))
     trainer.network = tiny_plain_unet()
     trainer.optimizer = torch.optim.SGD(trainer.network.parameters(), lr=0.01, momentum=0.9)
     trainer.network(torch.randn(1, 1, 32, 32))[0].sum().backward()

@@ -16,6 +16,8 @@ from nnunet_iac.nnunet.search_trainer import IACSearchTrainer
 from nnunet_iac.nnunet.settings import GenotypeOptionsConflict, IACSettings, adopt_genotype_options
 from nnunet_iac.search.genotype_choice import genotype_of_epoch
 from nnunet_iac.selection.candidates import CandidateError, rank_candidates
+from nnunet_iac.search.pc_darts import PCDartsStrategy
+from nnunet_iac.search.strategy import StrategyContext
 
 SEARCHED = {"k": 2, "width_divisor": 1, "mode": "replace", "init": "zero"}
 
@@ -86,9 +88,11 @@ def test_genotype_with_unknown_operations_or_broken_options_is_refused(tmp_path,
 def fake_search_trainer(settings: IACSettings) -> SimpleNamespace:
     """The attributes IACSearchTrainer.current_genotype reads, around a real supernet."""
     network = implant_search_cells(tiny_plain_unet(), settings.cell_options)
+    strategy = PCDartsStrategy()
+    strategy.setup(network, StrategyContext(torch.device("cpu")))
     return SimpleNamespace(network=network, configuration_manager=SimpleNamespace(patch_size=(32, 32)),
                            current_epoch=3, plans_manager=SimpleNamespace(dataset_name="D", plans_name="P"),
-                           configuration_name="2d", fold=0, iac_settings=settings)
+                           configuration_name="2d", fold=0, iac_settings=settings, strategy=strategy)
 
 
 def test_search_records_its_cell_options_and_search_space_in_every_genotype():
@@ -140,7 +144,7 @@ def test_an_explicit_setting_that_contradicts_the_genotype_is_refused_naming_bot
 
 def test_unset_variables_take_the_genotypes_options_and_agreeing_ones_pass():
     unset = stage_three({"nnUNet_IAC_k": ""}, Genotype.from_dict(version_2()))
-    assert unset.cell_options == CellOptions(partial_k=2, width_divisor=1, mode="replace", init="zero")
+    assert unset.cell_options == CellOptions(k=2, width_divisor=1, mode="replace", init="zero")
     agreeing = stage_three({"nnUNet_IAC_k": "2", "nnUNet_IAC_mode": "replace", "nnUNet_IAC_epochs": "3"},
                            Genotype.from_dict(version_2()))
     assert agreeing.cell_options == unset.cell_options and agreeing.epochs == 3

@@ -102,7 +102,7 @@ def reference_network(workspace, resenc):
                                   plan.network_arch_init_kwargs_req_import, 1, len(labels), deep_supervision=False)
     fold = resenc.model / "fold_0"
     settings = json.loads((fold / "iac_settings.json").read_text())
-    options = CellOptions(partial_k=settings["k"], width_divisor=settings["width_divisor"], mode=settings["mode"])
+    options = CellOptions(k=settings["k"], width_divisor=settings["width_divisor"], mode=settings["mode"])
     network = implant_discrete_cells(base, Genotype.load(fold / "genotype.json"), options)
     network.load_state_dict(safe_load(fold / "checkpoint_final.pth")["network_weights"])
     return network.eval()

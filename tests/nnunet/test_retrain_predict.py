@@ -117,7 +117,7 @@ def reference_network(workspace, fold_folder, configuration="2d"):
     base = get_network_from_plans(plans.network_arch_class_name, plans.network_arch_init_kwargs,
                                   plans.network_arch_init_kwargs_req_import, 1, len(labels), deep_supervision=False)
     settings = json.loads((fold_folder / "iac_settings.json").read_text())
-    options = CellOptions(partial_k=settings["k"], width_divisor=settings["width_divisor"], mode=settings["mode"])
+    options = CellOptions(k=settings["k"], width_divisor=settings["width_divisor"], mode=settings["mode"])
     network = implant_discrete_cells(base, Genotype.load(fold_folder / "genotype.json"), options)
     network.load_state_dict(safe_load(fold_folder / "checkpoint_final.pth")["network_weights"])
     return network.eval()

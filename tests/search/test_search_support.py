@@ -18,7 +18,7 @@ from nnunet_iac.nnunet.settings import IACSettings, SettingsError
 def test_settings_read_from_environment_and_validated():
     s = IACSettings.from_env({"nnUNet_IAC_epochs": "7", "nnUNet_IAC_mode": "replace", "nnUNet_IAC_k": "2"})
     assert (s.epochs, s.mode, s.k, s.warmup_epochs) == (7, "replace", 2, 15)
-    assert s.cell_options.partial_k == 2
+    assert s.cell_options.k == 2
     with pytest.raises(SettingsError, match="nnUNet_IAC_epochs='many' is not an integer"):
         IACSettings.from_env({"nnUNet_IAC_epochs": "many"})
     with pytest.raises(SettingsError, match="nnUNet_IAC_mode='add'"):
