@@ -121,3 +121,42 @@ def assert_failed_write_kept_the_previous_files(result: subprocess.CompletedProc
     for name in names:
         assert (folder / name).read_bytes() == (snapshot / name).read_bytes(), name
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def load_predictor(workspace: Workspace, monkeypatch, model_folder: Path, folds=(0,)):
+    """nnU-Net's own predictor for ``model_folder``, in this process, with the workspace's nnU-Net folders."""
+    import torch
+
+    for key, value in workspace.env.items():
+        if key.startswith("nnUNet_"):
+            monkeypatch.setenv(key, value)
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer  # noqa: F401  (import order)
+
+    predictor = nnUNetPredictor(device=torch.device("cpu"), perform_everything_on_device=False)
+    predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=folds)
+    return predictor
+
+
+def reference_network(workspace: Workspace, fold_folder: Path, configuration: str = "2d",
+                      plans: str = "nnUNetPlans"):
+    """The trained network rebuilt without the model folder's plans.json: the base architecture of the dataset's
+    own ``plans`` file, genotype.json and the cell options of iac_settings.json, implanted with the library's
+    functions, with the fold's final weights loaded strictly (the independent reference of prediction tests)."""
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_iac.cells.genotype import Genotype
+    from nnunet_iac.network.builders import CellOptions, implant_discrete_cells
+    from nnunet_iac.nnunet.checkpointing import safe_load
+
+    preprocessed = workspace.root / "preprocessed" / DATASET
+    plan = PlansManager(str(preprocessed / f"{plans}.json")).get_configuration(configuration)
+    labels = json.loads((preprocessed / "dataset.json").read_text())["labels"]
+    base = get_network_from_plans(plan.network_arch_class_name, plan.network_arch_init_kwargs,
+                                  plan.network_arch_init_kwargs_req_import, 1, len(labels), deep_supervision=False)
+    settings = json.loads((fold_folder / "iac_settings.json").read_text())
+    options = CellOptions(k=settings["k"], width_divisor=settings["width_divisor"], mode=settings["mode"])
+    network = implant_discrete_cells(base, Genotype.load(fold_folder / "genotype.json"), options)
+    network.load_state_dict(safe_load(fold_folder / "checkpoint_final.pth")["network_weights"])
+    return network.eval()

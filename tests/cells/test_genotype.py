@@ -11,6 +11,7 @@ from nnunet_iac.cells.genotype import Genotype, GenotypeError, derive_genotype
 from nnunet_iac.cells.operations import search_space
 from nnunet_iac.network.reference_networks import EXAMPLE_GENOTYPE_DICT, tiny_plain_unet
 from nnunet_iac.cells.search_cell import PartialChannelEdges
+from genotype_files import assert_load_refused
 
 OPS = search_space()
 
@@ -70,11 +71,7 @@ def test_beta_decides_between_edges_with_equal_alpha():
 def test_broken_genotype_gives_a_clear_error(tmp_path, mutate, message):
     data = copy.deepcopy(EXAMPLE_GENOTYPE_DICT)
     mutate(data)
-    path = tmp_path / "genotype.json"
-    path.write_text(json.dumps(data))
-    with pytest.raises(GenotypeError, match=message) as info:
-        Genotype.load(path)
-    assert str(path) in str(info.value)
+    assert_load_refused(tmp_path, data, message)
 
 
 def test_not_json_and_missing_file_are_clear_errors(tmp_path):

@@ -13,16 +13,14 @@ import pytest
 import SimpleITK as sitk
 import torch
 from dynamic_network_architectures.building_blocks.residual_encoders import ResidualEncoder
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_iac.cells.discrete_cell import DiscreteCell
 from nnunet_iac.cells.genotype import Genotype
-from nnunet_iac.network.builders import CellOptions, implant_discrete_cells
 from nnunet_iac.network.implant import ImplantedUNetDecoder, is_base_key
 from nnunet_iac.network.implanted_network import CLASS_PATH
 from nnunet_iac.nnunet.checkpointing import safe_load
-from nnunet_workspace import DATASET, DATASET_ID, plan_resenc, train_base_with_plans
+from nnunet_workspace import (DATASET, DATASET_ID, load_predictor, plan_resenc, reference_network,
+                              train_base_with_plans)
 
 pytestmark = pytest.mark.integration
 
@@ -81,33 +79,6 @@ def test_search_and_retrain_put_cells_into_every_skip_of_the_frozen_resenc_base(
     assert architecture["arch_kwargs"]["iac_base_network_class_name"] == RESENC_CLASS
 
 
-def load_predictor(workspace, monkeypatch, model_folder):
-    for key, value in workspace.env.items():
-        if key.startswith("nnUNet_"):
-            monkeypatch.setenv(key, value)
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
-    predictor = nnUNetPredictor(device=torch.device("cpu"), perform_everything_on_device=False)
-    predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(0,))
-    return predictor
-
-
-def reference_network(workspace, resenc):
-    """The retrained network rebuilt without the model folder's plans.json: the ResEnc base of the reduced plan,
-    the fold's genotype.json and iac_settings.json, and its final weights loaded strictly."""
-    preprocessed = workspace.root / "preprocessed" / DATASET
-    plan = PlansManager(str(preprocessed / f"{resenc.plans}.json")).get_configuration(CONFIGURATION)
-    labels = json.loads((preprocessed / "dataset.json").read_text())["labels"]
-    base = get_network_from_plans(plan.network_arch_class_name, plan.network_arch_init_kwargs,
-                                  plan.network_arch_init_kwargs_req_import, 1, len(labels), deep_supervision=False)
-    fold = resenc.model / "fold_0"
-    settings = json.loads((fold / "iac_settings.json").read_text())
-    options = CellOptions(k=settings["k"], width_divisor=settings["width_divisor"], mode=settings["mode"])
-    network = implant_discrete_cells(base, Genotype.load(fold / "genotype.json"), options)
-    network.load_state_dict(safe_load(fold / "checkpoint_final.pth")["network_weights"])
-    return network.eval()
-
-
 def test_predictor_rebuilds_the_resenc_encoder_with_discrete_cells(resenc, workspace, monkeypatch):
     predictor = load_predictor(workspace, monkeypatch, resenc.model)
     network = predictor.network
@@ -119,14 +90,15 @@ def test_predictor_rebuilds_the_resenc_encoder_with_discrete_cells(resenc, works
     assert all(isinstance(cell, DiscreteCell) for cell in network.decoder.iac_cells)
     x = torch.randn(2, 1, *predictor.configuration_manager.patch_size)
     with torch.no_grad():
-        assert torch.allclose(reference_network(workspace, resenc)(x), network(x), atol=1e-6)
+        reference = reference_network(workspace, resenc.model / "fold_0", CONFIGURATION, resenc.plans)
+        assert torch.allclose(reference(x), network(x), atol=1e-6)
 
 
 def test_nnunet_predict_gives_what_the_reference_network_predicts(resenc, workspace, monkeypatch):
     """nnUNetv2_predict's probabilities and segmentations equal nnU-Net's in-process prediction with the network
     rebuilt from the checkpoint, genotype and settings (same preprocessing, mirroring and export)."""
     predictor = load_predictor(workspace, monkeypatch, resenc.model)
-    reference = reference_network(workspace, resenc)
+    reference = reference_network(workspace, resenc.model / "fold_0", CONFIGURATION, resenc.plans)
     predictor.network, predictor.list_of_parameters = reference, [reference.state_dict()]
     inputs = sorted(resenc.images.glob("*_0000.nii.gz"))
     assert len(inputs) == 2

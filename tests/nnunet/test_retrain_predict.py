@@ -8,10 +8,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunet_iac.network.builders import CellOptions, implant_discrete_cells
 from nnunet_iac.nnunet.checkpointing import safe_load
 from nnunet_iac.tools.cli import main as cli_main
 from nnunet_iac.cells.genotype import Genotype, GenotypeError
@@ -19,6 +16,7 @@ from nnunet_iac.network.implant import ImplantedUNetDecoder, is_base_key
 from nnunet_iac.network.implanted_network import CLASS_PATH
 from nnunet_iac.network.reference_networks import EXAMPLE_GENOTYPE_DICT
 from nnunet_workspace import (DATASET, DATASET_ID, assert_failed_write_kept_the_previous_files, epochs_started,
+                              load_predictor, reference_network,
                               training_logs)
 
 pytestmark = pytest.mark.integration
@@ -89,38 +87,10 @@ def test_nnunet_predict_gives_one_segmentation_per_input_with_its_geometry(retra
     predict_test_images(workspace, tmp_path / "pred", "2d", "0")
 
 
-def load_predictor(workspace, monkeypatch, model_folder, folds=(0,)):
-    for key, value in workspace.env.items():
-        if key.startswith("nnUNet_"):
-            monkeypatch.setenv(key, value)
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer  # noqa: F401  (import order)
-
-    predictor = nnUNetPredictor(device=torch.device("cpu"), perform_everything_on_device=False)
-    predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=folds)
-    return predictor
-
-
 def fold_network(predictor):
     """The predictor's network with the weights of its first fold, in eval mode."""
     predictor.network.load_state_dict(predictor.list_of_parameters[0])
     return predictor.network.eval()
-
-
-def reference_network(workspace, fold_folder, configuration="2d"):
-    """The trained network rebuilt without the model folder's plans.json: the base architecture of the dataset's
-    own nnUNetPlans.json, genotype.json and the cell options of iac_settings.json, implanted with the library's
-    functions, with the fold's final weights loaded strictly."""
-    preprocessed = workspace.root / "preprocessed" / DATASET
-    plans = PlansManager(str(preprocessed / "nnUNetPlans.json")).get_configuration(configuration)
-    labels = json.loads((preprocessed / "dataset.json").read_text())["labels"]
-    base = get_network_from_plans(plans.network_arch_class_name, plans.network_arch_init_kwargs,
-                                  plans.network_arch_init_kwargs_req_import, 1, len(labels), deep_supervision=False)
-    settings = json.loads((fold_folder / "iac_settings.json").read_text())
-    options = CellOptions(k=settings["k"], width_divisor=settings["width_divisor"], mode=settings["mode"])
-    network = implant_discrete_cells(base, Genotype.load(fold_folder / "genotype.json"), options)
-    network.load_state_dict(safe_load(fold_folder / "checkpoint_final.pth")["network_weights"])
-    return network.eval()
 
 
 def test_predictor_network_equals_the_network_rebuilt_from_genotype_and_settings(retrained, workspace, monkeypatch):
