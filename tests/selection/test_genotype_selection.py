@@ -274,3 +274,26 @@ def test_select_through_nnunet_trains_on_train_search_and_scores_on_val_search(w
     assert Genotype.load(search / SELECTED_FILE).to_dict()["nodes"] == best["genotype"]["nodes"]
     assert (search / "genotype.json").read_bytes() == genotype_before
     assert "nnUNet_IAC_genotype=" in result.stdout and SELECTED_FILE in result.stdout
+
+
+def test_a_trial_records_and_checks_the_cell_options_its_genotype_was_searched_with(search):
+    """Genotypes that record their cell options (version 2): the trial's record holds those, not the
+    environment's defaults, and a variable that contradicts them stops select before any training."""
+    from nnunet_iac.cells.operations import search_space
+    from nnunet_iac.nnunet.settings import GenotypeOptionsConflict
+    from nnunet_iac.selection.trial import RECORD_FILE
+
+    options = {"k": 2, "width_divisor": 2, "mode": "residual", "init": "zero"}
+    rows = json.loads((search / "search_history.json").read_text())
+    for row in rows:
+        row["genotype"] = {**row["genotype"], "version": 2, "cell_options": options,
+                           "search_space": list(search_space())}
+    (search / "search_history.json").write_text(json.dumps(rows))
+    select_genotype(search, JOB, SelectOptions(candidates=1, epochs=1, iterations=2), env={}, runner=FakeTrain())
+    record = json.loads(next((search / "select").rglob(RECORD_FILE)).read_text())
+    assert (record["settings"]["k"], record["settings"]["width_divisor"]) == (2, 2)
+    train = FakeTrain()
+    with pytest.raises(GenotypeOptionsConflict, match="nnUNet_IAC_width_divisor=4 contradicts"):
+        select_genotype(search, JOB, SelectOptions(candidates=1, epochs=2, iterations=2),
+                        env={"nnUNet_IAC_width_divisor": "4"}, runner=train)
+    assert not train.calls
