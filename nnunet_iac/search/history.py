@@ -72,7 +72,8 @@ def read_history_rows(path: Path) -> list[dict]:
     except (FileNotFoundError, IsADirectoryError):
         raise HistoryFileError(f"No search history at {path}.", missing=True) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise HistoryFileError(f"{path} is not valid JSON ({e}).") from e
+        raise HistoryFileError(f"{path} is not valid JSON ({e}), so not a search history written by "
+                               f"nnUNetTrainerIACSearch.") from e
     if not isinstance(rows, list) or not all(isinstance(r, dict) and set(ROW_KEYS) <= set(r) for r in rows):
         raise HistoryFileError(f"{path} is not a search history written by nnUNetTrainerIACSearch (a list of "
                                f"epochs with {', '.join(repr(k) for k in ROW_KEYS)}).")

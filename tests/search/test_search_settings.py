@@ -41,4 +41,4 @@ def test_alpha_beta_use_the_arch_lr_and_the_cells_the_cosine_power_schedule(sear
 
 
 def test_the_genotype_records_the_cell_init_it_was_searched_with(searched):
-    assert Genotype.load(searched / "genotype.json").meta["init"] == "small"
+    assert Genotype.load(searched / "genotype.json").cell_options["init"] == "small"
