@@ -21,6 +21,7 @@ from nnunet_iac.nnunet.evaluation import label_names, read_dice
 
 from benchmarks.budgets import Budget
 from benchmarks.datasets import CaseSet, channel_count, image_names
+from benchmarks.paired_statistics import evaluation_summary
 from benchmarks.plans import BENCH_PLANS, CONFIGURATION, seed_plans_name
 from benchmarks.stages import StageRunner
 
@@ -160,7 +161,7 @@ class ArmRunner:
             link = predicted / f"{case}{ending}"
             if not link.exists():
                 link.symlink_to(folder / arm.name / "all" / f"{case_set.name}-{case}{ending}")
-        summary = folder / arm.name / f"{case_set.name}_summary.json"
+        summary = evaluation_summary(folder, arm.name, case_set.name)
         model = arm.folder(self.results)
         self.runner.run(f"evaluate {case_set.name} ({arm.name})", "nnUNetv2_evaluate_folder", str(case_set.labels),
                         str(predicted), "-djfile", str(model / "dataset.json"), "-pfile", str(model / "plans.json"),

@@ -36,6 +36,16 @@ def per_case_dice(summary_file: Path) -> dict[str, float]:
     return cases
 
 
+def evaluation_summary(predictions: Path, arm: str, case_set: str) -> Path:
+    """Where the benchmark keeps nnUNetv2_evaluate_folder's summary of one arm on one set."""
+    return Path(predictions) / arm / f"{case_set}_summary.json"
+
+
+def arm_cases(predictions: Path, arm: str) -> dict[str, dict[str, float]]:
+    """``per_case_dice`` of one arm on every set, from its evaluation summaries."""
+    return {case_set: per_case_dice(evaluation_summary(predictions, arm, case_set)) for case_set in SETS}
+
+
 def paired_difference(a: dict[str, float], b: dict[str, float], samples: int = BOOTSTRAP_SAMPLES,
                       seed: int = BOOTSTRAP_SEED) -> dict:
     """``a - b`` over the cases both have: mean, percentile bootstrap 95 % interval (cases resampled with
@@ -93,11 +103,10 @@ def paired_table(paired: dict) -> list[str]:
 
 def read_run(out: Path) -> tuple[dict, list[str]]:
     """Per-case Dice of every arm a benchmark folder evaluated (``predictions/<arm>/<set>_summary.json``)."""
-    cases = {}
-    for arm_folder in sorted((Path(out) / "predictions").iterdir()):
-        summaries = {s: arm_folder / f"{s}_summary.json" for s in SETS}
-        if all(p.is_file() for p in summaries.values()):
-            cases[arm_folder.name] = {s: per_case_dice(p) for s, p in summaries.items()}
+    predictions = Path(out) / "predictions"
+    evaluated = [folder.name for folder in sorted(predictions.iterdir())
+                 if all(evaluation_summary(predictions, folder.name, s).is_file() for s in SETS)]
+    cases = {arm: arm_cases(predictions, arm) for arm in evaluated}
     missing = {"base", "control"} - set(cases)
     if missing:
         raise FileNotFoundError(f"{out}: no evaluation of {', '.join(sorted(missing))} under predictions/; run the "

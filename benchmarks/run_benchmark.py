@@ -33,8 +33,7 @@ from benchmarks.arms import BASE, CONTROL, FOLD, ArmRunner, iac_arm, parse_iac_s
 from benchmarks.budgets import PAPER, Budget, BudgetError, parse_patch, profile_for  # noqa: E402
 from benchmarks.plans import (CONFIGURATION, PlansError, seed_plans_name, write_bench_plans,  # noqa: E402
                               write_plans_copy)
-from benchmarks.paired_statistics import SETS as PAIRED_SETS  # noqa: E402
-from benchmarks.paired_statistics import paired_comparisons, per_case_dice  # noqa: E402
+from benchmarks.paired_statistics import arm_cases, paired_comparisons  # noqa: E402
 from benchmarks.report import write_results  # noqa: E402
 from benchmarks.stages import StageError, StageRunner  # noqa: E402
 
@@ -179,8 +178,7 @@ class Benchmark:
     def paired(self) -> dict:
         """Per-case paired differences of this run's arms (the seeds it was asked for, not older ones)."""
         iac_names = [iac_arm(seed).name for seed in self.seeds]
-        cases = {name: {s: per_case_dice(self.predictions / name / f"{s}_summary.json") for s in PAIRED_SETS}
-                 for name in [BASE.name, CONTROL.name, *iac_names]}
+        cases = {name: arm_cases(self.predictions, name) for name in [BASE.name, CONTROL.name, *iac_names]}
         return paired_comparisons(cases, iac_names)
 
     def collect(self, runner, dice, batches, config, validation, test, test_given) -> dict:

@@ -18,22 +18,20 @@ EXAMPLE_GENOTYPE_DICT = {
 }
 
 
-def _ops(dim: int):
-    if dim == 2:
-        return nn.Conv2d, nn.InstanceNorm2d
-    if dim == 3:
-        return nn.Conv3d, nn.InstanceNorm3d
-    raise ValueError(f"dim must be 2 or 3, got {dim}")
+def _layers(dim: int) -> dict:
+    """The conv / norm / nonlin arguments every reference network shares (nnU-Net's 2D or 3D defaults)."""
+    if dim not in (2, 3):
+        raise ValueError(f"dim must be 2 or 3, got {dim}")
+    return {"conv_op": nn.Conv2d if dim == 2 else nn.Conv3d, "conv_bias": True,
+            "norm_op": nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d,
+            "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "nonlin": nn.LeakyReLU, "nonlin_kwargs": {"inplace": True}}
 
 
 def _hippocampus_unet(dim: int, deep_supervision: bool) -> PlainConvUNet:
-    conv_op, norm_op = _ops(dim)
     return PlainConvUNet(
-        input_channels=1, n_stages=4, features_per_stage=[32, 64, 128, 256], conv_op=conv_op,
+        input_channels=1, n_stages=4, features_per_stage=[32, 64, 128, 256],
         kernel_sizes=[[3] * dim] * 4, strides=[[1] * dim] + [[2] * dim] * 3, n_conv_per_stage=[2] * 4,
-        num_classes=3, n_conv_per_stage_decoder=[2] * 3, conv_bias=True, norm_op=norm_op,
-        norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True},
-        deep_supervision=deep_supervision,
+        num_classes=3, n_conv_per_stage_decoder=[2] * 3, deep_supervision=deep_supervision, **_layers(dim),
     )
 
 
@@ -47,23 +45,16 @@ def hippocampus_3d_unet(deep_supervision: bool = True) -> PlainConvUNet:
     return _hippocampus_unet(3, deep_supervision)
 
 
+def _tiny_stages(n_stages: int) -> dict:
+    return {"n_stages": n_stages, "features_per_stage": [8 * 2 ** i for i in range(n_stages)], "kernel_sizes": 3,
+            "strides": [1] + [2] * (n_stages - 1)}
+
+
 def tiny_plain_unet(dim: int = 2, deep_supervision: bool = True, n_stages: int = 4) -> PlainConvUNet:
-    conv_op, norm_op = _ops(dim)
-    return PlainConvUNet(
-        input_channels=1, n_stages=n_stages, features_per_stage=[8 * 2 ** i for i in range(n_stages)],
-        conv_op=conv_op, kernel_sizes=3, strides=[1] + [2] * (n_stages - 1), n_conv_per_stage=2,
-        num_classes=3, n_conv_per_stage_decoder=2, conv_bias=True, norm_op=norm_op,
-        norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True},
-        deep_supervision=deep_supervision,
-    )
+    return PlainConvUNet(input_channels=1, n_conv_per_stage=2, num_classes=3, n_conv_per_stage_decoder=2,
+                         deep_supervision=deep_supervision, **_tiny_stages(n_stages), **_layers(dim))
 
 
 def tiny_resenc_unet(dim: int = 2, deep_supervision: bool = True, n_stages: int = 4) -> ResidualEncoderUNet:
-    conv_op, norm_op = _ops(dim)
-    return ResidualEncoderUNet(
-        input_channels=2, n_stages=n_stages, features_per_stage=[8 * 2 ** i for i in range(n_stages)],
-        conv_op=conv_op, kernel_sizes=3, strides=[1] + [2] * (n_stages - 1), n_blocks_per_stage=1,
-        num_classes=2, n_conv_per_stage_decoder=1, conv_bias=True, norm_op=norm_op,
-        norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True},
-        deep_supervision=deep_supervision,
-    )
+    return ResidualEncoderUNet(input_channels=2, n_blocks_per_stage=1, num_classes=2, n_conv_per_stage_decoder=1,
+                               deep_supervision=deep_supervision, **_tiny_stages(n_stages), **_layers(dim))

@@ -148,6 +148,11 @@ class IACSearchTrainer(IACTrainerBase):
     def current_genotype(self):
         """The strategy's genotype now, recording the cell options and search space the supernet was built
         with (genotype.json and every search_history.json row), which Stage III then builds its cells from."""
+        view = self.current_view()
+        return view.genotype, view.op_weights, view.edge_weights
+
+    def current_view(self):
+        """The strategy's ``ArchitectureView`` with this run's meta (``current_genotype``)."""
         network = unwrap(self.network)
         meta = {
             "spatial_dims": len(self.configuration_manager.patch_size),
@@ -158,8 +163,7 @@ class IACSearchTrainer(IACTrainerBase):
             "configuration": self.configuration_name,
             "fold": self.fold,
         }
-        view = self.strategy.current(meta, self.iac_settings.genotype_cell_options())
-        return view.genotype, view.op_weights, view.edge_weights
+        return self.strategy.current(meta, self.iac_settings.genotype_cell_options())
 
     def on_epoch_end(self):
         if self.local_rank == 0:
@@ -210,12 +214,12 @@ class IACSearchTrainer(IACTrainerBase):
         shut_down(self.dataloader_arch)
         if self.local_rank == 0 and self.history.records:
             out = Path(self.output_folder)
-            network = unwrap(self.network)
-            plot_operation_weights(self.history.records, network.decoder.iac_cells[0].operation_names,
-                                   network.decoder.iac_architecture.topology, out / WEIGHTS_PLOT)
-            plot_signal(self.history.to_list(), out / SIGNAL_PLOT, SEARCH_LOSS_LABELS)
             with torch.no_grad():
-                genotype = self.current_genotype()[0]
+                view = self.current_view()
+            genotype = view.genotype
+            # the strategy's own operation names and the cell graph: no reach into one strategy's modules
+            plot_operation_weights(self.history.records, view.operation_names, genotype.topology, out / WEIGHTS_PLOT)
+            plot_signal(self.history.to_list(), out / SIGNAL_PLOT, SEARCH_LOSS_LABELS)
             genotype.save(out / GENOTYPE_FILE)
             draw_genotype(genotype, out / GENOTYPE_PLOT, f"{self.plans_manager.dataset_name} {self.configuration_name} "
                                                          f"fold {self.fold}, epoch {self.current_epoch - 1}")

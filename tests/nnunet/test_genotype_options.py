@@ -83,7 +83,7 @@ def test_genotype_with_unknown_operations_or_broken_options_is_refused(tmp_path,
 # ---- what the search writes --------------------------------------------------------------------------------
 
 def fake_search_trainer(settings: IACSettings) -> SimpleNamespace:
-    """The attributes IACSearchTrainer.current_genotype reads, around a real supernet."""
+    """The attributes IACSearchTrainer.current_view reads, around a real supernet."""
     network = implant_search_cells(tiny_plain_unet(), settings.cell_options)
     strategy = PCDartsStrategy()
     strategy.setup(network, StrategyContext(torch.device("cpu")))
@@ -96,7 +96,7 @@ def test_search_records_its_cell_options_and_search_space_in_every_genotype():
     settings = IACSettings.from_env({"nnUNet_IAC_k": "2", "nnUNet_IAC_width_divisor": "1",
                                      "nnUNet_IAC_init": "small"})
     with torch.no_grad():
-        genotype = IACSearchTrainer.current_genotype(fake_search_trainer(settings))[0]
+        genotype = IACSearchTrainer.current_view(fake_search_trainer(settings)).genotype
     assert genotype.cell_options == {"k": 2, "width_divisor": 1, "mode": "residual", "init": "small"}
     assert genotype.search_space == search_space()
     assert Genotype.from_dict(genotype.to_dict()).cell_options == genotype.cell_options
