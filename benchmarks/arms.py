@@ -1,10 +1,13 @@
-"""The three arms, each through nnU-Net's own commands: training, nnUNetv2_predict, nnUNetv2_evaluate_folder.
+"""The arms, each through nnU-Net's own commands: training, nnUNetv2_predict, nnUNetv2_evaluate_folder.
 
 - base: ``nnUNetTrainerBench`` (nnU-Net's trainer with the benchmark's short budget);
 - IAC: ``nnUNetTrainerIACSearch`` then ``nnUNetTrainerIACRetrain`` on the frozen base, one pair per seed,
   each seed under its own plans name (see benchmarks/plans.py);
-- control: ``nnUNetTrainerBenchControl``, all base weights fine-tuned for as many training batches as
-  the IAC arm consumed (see measures.iac_batches), rounded up to whole epochs.
+- random genotypes: ``nnUNetTrainerIACRetrain`` with a genotype drawn uniformly from the search's space
+  (nnunet_iac.search.random_genotype), the IAC arm's Stage-III budget, one plans name per draw;
+- controls (``--controls``), per seed: the base fine-tuned for as many training batches as the IAC arm
+  consumed (see measures.iac_batches), rounded up to whole epochs: ``restart`` (all weights, nnU-Net's
+  schedule restarted), ``lowlr`` (all weights, a low constant rate), ``decoder`` (the decoder alone).
 
 Every arm predicts the validation and test cases in one nnUNetv2_predict call (file names prefixed
 with the set, so cases of the two sets can share a name) and each set is evaluated on its own.
@@ -19,15 +22,18 @@ from pathlib import Path
 from nnunet_iac.nnunet.settings import PREFIX, IACSettings, SettingsError
 from nnunet_iac.nnunet.evaluation import label_names, read_dice
 
+from benchmarks import arm_names
 from benchmarks.budgets import Budget
 from benchmarks.datasets import CaseSet, channel_count, image_names
 from benchmarks.paired_statistics import evaluation_summary
-from benchmarks.plans import BENCH_PLANS, CONFIGURATION, seed_plans_name
+from benchmarks.plans import BENCH_PLANS, CONFIGURATION, random_plans_name, seed_plans_name
 from benchmarks.stages import StageRunner
 
 FOLD = 0
 BASE_TRAINER = "nnUNetTrainerBench"
 CONTROL_TRAINER = "nnUNetTrainerBenchControl"
+CONTROL_TRAINERS = {"restart": CONTROL_TRAINER, "lowlr": "nnUNetTrainerBenchControlLowLR",
+                    "decoder": "nnUNetTrainerBenchControlDecoder"}
 SEARCH_TRAINER = "nnUNetTrainerIACSearch"
 RETRAIN_TRAINER = "nnUNetTrainerIACRetrain"
 # nnU-Net saves checkpoint_latest every 50 epochs; the IAC trainers do the same here so that per-epoch
@@ -71,12 +77,29 @@ class Arm:
         return self.folder(results) / f"fold_{FOLD}"
 
 
-BASE = Arm("base", BASE_TRAINER, BENCH_PLANS)
-CONTROL = Arm("control", CONTROL_TRAINER, BENCH_PLANS)
+BASE = Arm(arm_names.BASE, BASE_TRAINER, BENCH_PLANS)
+CONTROL = Arm(arm_names.CONTROLS["restart"], CONTROL_TRAINER, BENCH_PLANS)
 
 
 def iac_arm(seed: int) -> Arm:
-    return Arm(f"iac_seed{seed}", RETRAIN_TRAINER, seed_plans_name(seed))
+    return Arm(arm_names.seeded(arm_names.IAC, seed), RETRAIN_TRAINER, seed_plans_name(seed))
+
+
+def random_arm(seed: int) -> Arm:
+    return Arm(arm_names.seeded(arm_names.RANDOM, seed), RETRAIN_TRAINER, random_plans_name(seed))
+
+
+def control_arm(kind: str, seed: int, first_seed: int) -> Arm:
+    """The control of ``kind`` for one seed; the first seed keeps the bare name and the benchmark plans (the
+    folder of a run made before controls had seeds)."""
+    name = arm_names.CONTROLS[kind]
+    if seed == first_seed:
+        return Arm(name, CONTROL_TRAINERS[kind], BENCH_PLANS)
+    return Arm(arm_names.seeded(name, seed), CONTROL_TRAINERS[kind], seed_plans_name(seed))
+
+
+def control_stage(arm: Arm) -> str:
+    return "control training" if arm == CONTROL else f"{arm.name} training"
 
 
 def search_arm(seed: int) -> Arm:
@@ -123,15 +146,21 @@ class ArmRunner:
         env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0"}
         return self.train(f"retrain (seed {seed})", iac_arm(seed), env)
 
+    def retrain_random(self, seed: int, genotype_file: Path):
+        """Stage III of a drawn genotype, with the IAC arm's budget and settings and the seed's cell init."""
+        env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0",
+               "nnUNet_IAC_genotype": str(genotype_file)}
+        return self.train(f"retrain random genotype (seed {seed})", random_arm(seed), env)
+
     def control_epochs(self, batches: int) -> int:
         """Whole epochs covering ``batches`` training batches (rounded up: generous to the control)."""
         return math.ceil(batches / self.budget.iterations_per_epoch)
 
-    def train_control(self, batches: int):
+    def train_control(self, arm: Arm, seed: int, batches: int):
         env = {**self._epochs_env("nnUNet_BENCH_", self.control_epochs(batches)),
-               "nnUNet_BENCH_final_validation": "0",
+               "nnUNet_BENCH_final_validation": "0", "nnUNet_BENCH_seed": str(seed),
                "nnUNet_BENCH_initial_checkpoint": str(BASE.fold(self.results) / "checkpoint_final.pth")}
-        return self.train("control training", CONTROL, env)
+        return self.train(control_stage(arm), arm, env)
 
     def predict(self, arm: Arm, sets: list[CaseSet], raw_dataset_json: dict, folder: Path):
         """One nnUNetv2_predict over all sets; inputs linked as ``<set>-<case>_0000.ext``."""

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import wilcoxon
 
+from benchmarks.arm_names import BASE, IAC, RANDOM, group_of, is_control, mean_label
+
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 SETS = ("validation", "test")
@@ -46,6 +48,16 @@ def arm_cases(predictions: Path, arm: str) -> dict[str, dict[str, float]]:
     return {case_set: per_case_dice(evaluation_summary(predictions, arm, case_set)) for case_set in SETS}
 
 
+def bootstrap_interval(values, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of the mean of ``values`` (resampled with replacement; a fixed seed,
+    so that a report is reproducible)."""
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(samples, len(data)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def paired_difference(a: dict[str, float], b: dict[str, float], samples: int = BOOTSTRAP_SAMPLES,
                       seed: int = BOOTSTRAP_SEED) -> dict:
     """``a - b`` over the cases both have: mean, percentile bootstrap 95 % interval (cases resampled with
@@ -54,9 +66,7 @@ def paired_difference(a: dict[str, float], b: dict[str, float], samples: int = B
     if not common:
         raise ValueError("The two arms share no case; were they evaluated on the same set?")
     differences = np.array([a[case] - b[case] for case in common])
-    rng = np.random.default_rng(seed)
-    means = differences[rng.integers(0, len(differences), size=(samples, len(differences)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
+    low, high = bootstrap_interval(differences, samples, seed)
     if np.all(differences == 0):
         p_value = 1.0
     else:
@@ -71,20 +81,55 @@ def mean_over_seeds(arms: list[dict[str, float]]) -> dict[str, float]:
     return {case: float(np.mean([arm[case] for arm in arms])) for case in common}
 
 
-def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]], iac_arms: list[str]) -> dict:
-    """For each set: every IAC seed against base and control, and (several seeds) their per-case mean too.
+def _groups(arms) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for arm in sorted(arms):
+        groups.setdefault(group_of(arm), []).append(arm)
+    return groups
 
-    ``cases[arm][set]`` is ``per_case_dice`` of that arm's predictions of that set."""
+
+def _reference(name: str, members: list[str], cases: dict, case_set: str) -> tuple[str, dict[str, float]]:
+    """A group as one reference: the arm itself, or the per-case mean of its seeds."""
+    if len(members) == 1:
+        return members[0], cases[members[0]][case_set]
+    return mean_label(name), mean_over_seeds([cases[m][case_set] for m in members])
+
+
+def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]]) -> dict:
+    """For each set, IAC against every other arm, in rows ``"<a> - <b>"``.
+
+    ``cases[arm][set]`` is ``per_case_dice`` of that arm's predictions of that set; arms are grouped by name
+    (benchmarks/arm_names.py). Every IAC seed, and the per-case mean of the seeds, is compared with the base,
+    each control (the mean of its seeds where it has several) and the random genotypes' mean; the IAC mean
+    (or the single seed) also with each random genotype, and with the **best control** of the set (the
+    control with the highest mean Dice on it: the strictest reference, chosen after the fact in the
+    control's favour). Each control and the random genotypes are also compared with the base."""
+    groups = _groups(cases)
+    if BASE not in groups or IAC not in groups:
+        raise ValueError(f"Paired comparisons need the base and an IAC arm; got {', '.join(sorted(cases))}.")
     out = {}
     for case_set in SETS:
         rows = {}
-        candidates = [(arm, cases[arm][case_set]) for arm in iac_arms]
-        if len(iac_arms) > 1:
-            candidates.append(("iac_mean_of_seeds", mean_over_seeds([c for _, c in candidates])))
+        candidates = [(arm, cases[arm][case_set]) for arm in groups[IAC]]
+        if len(candidates) > 1:
+            candidates.append(_reference(IAC, groups[IAC], cases, case_set))
+        references = {g: _reference(g, members, cases, case_set) for g, members in groups.items()
+                      if g == BASE or is_control(g) or g == RANDOM}
+        base = references[BASE][1]
         for name, iac in candidates:
-            for reference in ("base", "control"):
-                rows[f"{name} - {reference}"] = paired_difference(iac, cases[reference][case_set])
-        rows["control - base"] = paired_difference(cases["control"][case_set], cases["base"][case_set])
+            for reference, values in references.values():
+                rows[f"{name} - {reference}"] = paired_difference(iac, values)
+        main_name, main = candidates[-1]
+        if len(groups.get(RANDOM, [])) > 1:
+            for arm in groups[RANDOM]:
+                rows[f"{main_name} - {arm}"] = paired_difference(main, cases[arm][case_set])
+        controls = [reference for g, reference in references.items() if is_control(g)]
+        if controls:
+            best_name, best = max(controls, key=lambda c: float(np.mean(list(c[1].values()))))
+            rows[f"{main_name} - best control ({best_name})"] = paired_difference(main, best)
+        for name, values in references.values():
+            if name != BASE:
+                rows[f"{name} - {BASE}"] = paired_difference(values, base)
         out[case_set] = rows
     return out
 
@@ -101,17 +146,16 @@ def paired_table(paired: dict) -> list[str]:
     return lines
 
 
-def read_run(out: Path) -> tuple[dict, list[str]]:
+def read_run(out: Path) -> dict:
     """Per-case Dice of every arm a benchmark folder evaluated (``predictions/<arm>/<set>_summary.json``)."""
     predictions = Path(out) / "predictions"
     evaluated = [folder.name for folder in sorted(predictions.iterdir())
                  if all(evaluation_summary(predictions, folder.name, s).is_file() for s in SETS)]
     cases = {arm: arm_cases(predictions, arm) for arm in evaluated}
-    missing = {"base", "control"} - set(cases)
-    if missing:
-        raise FileNotFoundError(f"{out}: no evaluation of {', '.join(sorted(missing))} under predictions/; run the "
+    if BASE not in cases or not any(group_of(arm) == IAC for arm in cases):
+        raise FileNotFoundError(f"{out}: no evaluation of the base and an IAC arm under predictions/; run the "
                                 f"benchmark (or --resume it) until every arm is evaluated.")
-    return cases, sorted(arm for arm in cases if arm.startswith("iac"))
+    return cases
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,9 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", nargs="+", help="benchmark folders (--out of run_benchmark)")
     args = parser.parse_args(argv)
     for out in args.out:
-        cases, iac_arms = read_run(Path(out))
+        cases = read_run(Path(out))
         print(f"\n{out}\n")
-        print("\n".join(paired_table(paired_comparisons(cases, iac_arms))))
+        print("\n".join(paired_table(paired_comparisons(cases))))
 
 
 if __name__ == "__main__":

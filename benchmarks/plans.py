@@ -2,7 +2,7 @@
 
 All arms train with ``-p`` of this copy, so batch and patch size are equal by construction. The copy
 keeps the 2d ``data_identifier``, so it reads the data nnU-Net preprocessed for the original plans.
-Extra search seeds get their own identical copies under other names: nnU-Net names model folders
+Extra search seeds (and random genotypes) get their own identical copies under other names: nnU-Net names model folders
 ``trainer__plans__configuration``, so a plans name per seed keeps each seed's search and retrain apart
 (and lets the retrain find its own seed's genotype and nnUNetv2_predict its own model).
 """
@@ -23,6 +23,11 @@ class PlansError(ValueError):
 
 def seed_plans_name(seed: int) -> str:
     return f"{BENCH_PLANS}_seed{seed}"
+
+
+def random_plans_name(seed: int) -> str:
+    """The plans name of a random genotype's retrain (its own model folder)."""
+    return f"{BENCH_PLANS}_random{seed}"
 
 
 def _total_strides(configuration: dict) -> list[int]:

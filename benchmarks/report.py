@@ -39,6 +39,28 @@ def dice_table(dice: dict) -> list[str]:
     return lines
 
 
+def arms_table(arms: dict) -> list[str]:
+    """Mean Dice of every arm (seeds and draws one row each) on both sets, and its distance to the base."""
+    lines = ["| arm | validation | test | - base, validation | - base, test |", "|---|---|---|---|---|"]
+    base = arms.get("base", {})
+    for name, dice in arms.items():
+        v, t = (dice.get(s, {}).get("mean") for s in SETS)
+        bv, bt = (base.get(s, {}).get("mean") for s in SETS)
+        lines.append(f"| {name} | {_num(v)} | {_num(t)} | {_delta(v, bv)} | {_delta(t, bt)} |")
+    return lines
+
+
+def random_genotypes_table(genotypes: dict) -> list[str]:
+    lines = ["| arm | genotype (op(source) per node) |", "|---|---|"]
+    for name, data in genotypes.items():
+        lines.append(f"| {name} | {_compact(Genotype.from_dict(data))} |")
+    return lines
+
+
+def _compact(genotype: Genotype) -> str:
+    return "; ".join(" + ".join(f"{op}({src})" for op, src in node) for node in genotype.nodes)
+
+
 def ratio_table(ratios: dict) -> list[str]:
     lines = ["| ratio | measured | target | met | from |", "|---|---|---|---|---|"]
     for name, r in ratios.items():
@@ -52,8 +74,7 @@ def seeds_table(results: dict) -> list[str]:
     lines = ["| seed | validation mean Dice | test mean Dice | retrain's own validation | genotype (op(source) per node) |",
              "|---|---|---|---|---|"]
     for seed, r in seeds.items():
-        genotype = Genotype.from_dict(r["genotype"])
-        compact = "; ".join(" + ".join(f"{op}({src})" for op, src in node) for node in genotype.nodes)
+        compact = _compact(Genotype.from_dict(r["genotype"]))
         own = (r["retrain_own_validation"] or {}).get("mean")
         lines.append(f"| {seed} | {_num(r['dice']['validation'].get('mean'))} | {_num(r['dice']['test'].get('mean'))} "
                      f"| {_num(own)} | {compact} |")
@@ -139,21 +160,29 @@ def markdown(results: dict) -> str:
              f"Run on {info['date']}, device {info['device']}, {info['cpu_count']} CPU cores; total wall time "
              f"{results['total_seconds'] / 60:.1f} min. Validation: the {sets['validation']['cases']} validation cases "
              f"of fold {info['fold']}. Test: {sets['test']['cases']} cases, {sets['test']['source']}.", "",
-             "## Dice (nnUNetv2_predict + nnUNetv2_evaluate_folder)", "", *dice_table(results["dice"]), "",
-             "## Ratios measured in this run", "", *ratio_table(results["ratios"]), "",
-             "## Parameters", "",
-             f"Base {params['base']:,}; added by the discrete cells {params['added_by_cells']:,} "
-             f"({params['added_fraction']:.2%} of the base, target <= {params['target_fraction']:.0%}: "
-             f"{'met' if params['added_fraction'] <= params['target_fraction'] else 'NOT met'}); the search supernet "
-             f"added {params['search_supernet_added']:,}.", "",
-             "## Genotype (IAC arm, seed " + str(info["seeds"][0]) + ")", "", "```",
-             Genotype.from_dict(results["genotype"]).describe(), "```", ""]
+             "## Dice (nnUNetv2_predict + nnUNetv2_evaluate_folder)", "", *dice_table(results["dice"]), ""]
+    if results.get("arms"):
+        lines += ["## Every arm (mean Dice over classes)", "", *arms_table(results["arms"]), "",
+                  "Controls fine-tune the base for the IAC arm's batches: `control` restarts nnU-Net's schedule on "
+                  "every weight, `control_lowlr` continues every weight at a constant 1e-3, `control_decoder` "
+                  "trains the decoder alone; `random_seed*` retrain a genotype drawn uniformly from the search's "
+                  "space with IAC's Stage-III budget. Figure: dice.png.", ""]
+    lines += ["## Ratios measured in this run", "", *ratio_table(results["ratios"]), "",
+              "## Parameters", "",
+              f"Base {params['base']:,}; added by the discrete cells {params['added_by_cells']:,} "
+              f"({params['added_fraction']:.2%} of the base, target <= {params['target_fraction']:.0%}: "
+              f"{'met' if params['added_fraction'] <= params['target_fraction'] else 'NOT met'}); the search supernet "
+              f"added {params['search_supernet_added']:,}.", "",
+              "## Genotype (IAC arm, seed " + str(info["seeds"][0]) + ")", "", "```",
+              Genotype.from_dict(results["genotype"]).describe(), "```", ""]
     if results.get("paired"):
         lines += ["## Paired differences per case", "", *paired_table(results["paired"]), "",
                   "Per case: the mean over classes of nnU-Net's per-case Dice; interval and p-value over the cases "
                   "(benchmarks/paired_statistics.py). They cover the sampling of cases, not the spread of training "
                   "seeds: see the seeds below for that.", ""]
     lines += ["## IAC per search seed", "", *seeds_table(results), ""]
+    if results.get("random_genotypes"):
+        lines += ["## Random genotypes", "", *random_genotypes_table(results["random_genotypes"]), ""]
     lines += ["## Gradient signal", "", *signal_table(results), ""]
     if info.get("iac_settings"):
         lines += ["## IAC settings", "", ", ".join(f"`{k}={v}`" for k, v in info["iac_settings"].items()), ""]

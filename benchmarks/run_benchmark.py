@@ -3,11 +3,13 @@
     python -m benchmarks.run_benchmark DATASET_DIR --out DIR [--test-images DIR --test-labels DIR]
                                        [--seeds N] [--smoke] [--device cpu] [budget overrides]
 
-DATASET_DIR is a Decathlon task folder or an nnU-Net raw folder. Fold 0, configuration 2d, three arms
-at the same batch and patch size: base (short budget), control (base fine-tuned for as many batches as
-the IAC arm uses), IAC (search + retrain from the same base, per seed). Every arm predicts the fold's
-validation cases and the test set with nnUNetv2_predict and is evaluated by nnUNetv2_evaluate_folder.
-Writes results.json and results.md into --out. See docs/benchmarks.md.
+DATASET_DIR is a Decathlon task folder or an nnU-Net raw folder. Fold 0, configuration 2d, every arm at
+the same batch and patch size: base (short budget); IAC (search + retrain from the same base, per seed);
+random genotypes of the search's space retrained with IAC's Stage-III budget (--random-genotypes); and
+controls, the base fine-tuned for as many batches as the IAC arm uses, per seed (--controls: nnU-Net's
+schedule restarted, a low constant rate, the decoder alone). Every arm predicts the fold's validation
+cases and the test set with nnUNetv2_predict and is evaluated by nnUNetv2_evaluate_folder. Writes
+results.json, results.md and dice.png into --out. See docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -27,12 +29,16 @@ from nnunet_iac.cells.genotype import Genotype  # noqa: E402
 from nnunet_iac.nnunet.settings import SettingsError  # noqa: E402
 from nnunet_iac.nnunet.evaluation import label_names, read_dice  # noqa: E402
 from nnunet_iac.nnunet.trainer_path import ext_trainer_value  # noqa: E402
+from nnunet_iac.search.random_genotype import random_genotype  # noqa: E402
 
 from benchmarks import datasets, measures  # noqa: E402
-from benchmarks.arms import BASE, CONTROL, FOLD, ArmRunner, iac_arm, parse_iac_settings, search_arm  # noqa: E402
+from benchmarks.arm_names import CONTROLS  # noqa: E402
+from benchmarks.arms import (BASE, CONTROL, FOLD, ArmRunner, control_arm, iac_arm, parse_iac_settings,  # noqa: E402
+                             random_arm, search_arm)
+from benchmarks.figure import write_dice_figure  # noqa: E402
 from benchmarks.budgets import PAPER, Budget, BudgetError, parse_patch, profile_for  # noqa: E402
-from benchmarks.plans import (CONFIGURATION, PlansError, seed_plans_name, write_bench_plans,  # noqa: E402
-                              write_plans_copy)
+from benchmarks.plans import (CONFIGURATION, PlansError, random_plans_name, seed_plans_name,  # noqa: E402
+                              write_bench_plans, write_plans_copy)
 from benchmarks.paired_statistics import arm_cases, paired_comparisons  # noqa: E402
 from benchmarks.report import write_results  # noqa: E402
 from benchmarks.stages import StageError, StageRunner  # noqa: E402
@@ -51,7 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for everything the run writes (must be new unless --resume)")
     p.add_argument("--test-images", help="separate test images, nnU-Net naming CASE_0000.ext")
     p.add_argument("--test-labels", help="labels of the separate test set, CASE.ext")
-    p.add_argument("--seeds", type=int, default=1, help="search (and retrain) with this many seeds (default 1)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="run IAC (search + retrain) and every control with this many seeds (default 1)")
+    p.add_argument("--random-genotypes", type=int, default=3, metavar="N",
+                   help="retrain N genotypes drawn uniformly from the search's space with IAC's Stage-III budget "
+                        "(default 3; 0 leaves the arm out)")
+    p.add_argument("--controls", default=",".join(CONTROLS), type=_control_kinds,
+                   help=f"comma-separated controls, each fine-tuning the base for IAC's batches: restart (all "
+                        f"weights, nnU-Net's schedule from lr 1e-2), lowlr (all weights, constant lr 1e-3), "
+                        f"decoder (decoder only, nnU-Net's schedule); default {','.join(CONTROLS)}")
     p.add_argument("--smoke", action="store_true", help="every stage with a few iterations (for the test suite)")
     p.add_argument("--device", default="cpu", help="device for nnU-Net (default cpu)")
     p.add_argument("--resume", action="store_true", help="go on with an interrupted run in --out")
@@ -70,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--holdout", type=int, help="cases held out as the test set when none is given")
     budget.add_argument("--holdout-seed", type=int, default=HOLDOUT_SEED)
     return p
+
+
+def _control_kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in CONTROLS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown control(s) {', '.join(unknown) or '(none given)'}; choose from "
+                                         f"{', '.join(CONTROLS)}")
+    if "restart" not in kinds:
+        raise argparse.ArgumentTypeError("the restart control is the benchmark's reference (the budget table and "
+                                         "results name it); keep 'restart' in --controls")
+    return kinds
 
 
 def subprocess_env(out: Path) -> dict[str, str]:
@@ -111,6 +137,8 @@ class Benchmark:
     def check_inputs(self) -> datasets.CaseSet | None:
         if self.args.seeds < 1:
             raise datasets.DatasetError("--seeds must be at least 1.")
+        if self.args.random_genotypes < 0:
+            raise datasets.DatasetError("--random-genotypes must be 0 or more.")
         source_json = json.loads((self.source.folder / "dataset.json").read_text())
         ending = source_json.get("file_ending", ".nii.gz")
         test = datasets.check_test_set(self.args.test_images, self.args.test_labels, ending,
@@ -160,26 +188,54 @@ class Benchmark:
         search_epochs = measures.search_epochs_run(search_arm(self.seeds[0]).fold(self.results))
         batches = measures.iac_batches(search_epochs, self.budget.retrain_epochs, self.budget.iterations_per_epoch)
         batches["control_epochs"] = arms.control_epochs(batches["batches"])
-        arms.train_control(batches["batches"])
+        for seed in self.seeds:
+            for arm in self.control_arms(seed):
+                arms.train_control(arm, seed, batches["batches"])
+        for seed in self.random_seeds:
+            write_plans_copy(self.preprocessed, random_plans_name(seed))
+            genotype_file = self.draw_random_genotype(runner, seed)
+            arms.retrain_random(seed, genotype_file)
 
         raw_json = json.loads((self.raw / "dataset.json").read_text())
         sets = [validation, test]
         dice = {}
-        for arm in [BASE, CONTROL] + [iac_arm(s) for s in self.seeds]:
+        for arm in self.evaluated_arms():
             arms.predict(arm, sets, raw_json, self.predictions)
             dice[arm.name] = {s.name: arms.evaluate(arm, s, raw_json, self.predictions) for s in sets}
         results = self.collect(runner, dice, batches, config, validation, test, given_test is not None)
         results["total_seconds"] = time.time() - started if not self.args.resume else \
             sum(s["seconds"] for s in results["stages"].values())
         write_results(self.out, results)
+        write_dice_figure(self.out / "dice.png", self.cases(), f"{self.source.name}, {CONFIGURATION}, fold {FOLD}")
         runner.note(f"results: {self.out / 'results.md'} and results.json")
         return results
 
+    @property
+    def random_seeds(self) -> list[int]:
+        return [FIRST_SEED + i for i in range(self.args.random_genotypes)]
+
+    def control_arms(self, seed: int) -> list:
+        return [control_arm(kind, seed, self.seeds[0]) for kind in self.args.controls]
+
+    def evaluated_arms(self) -> list:
+        """Every arm this run was asked for (not the seeds or draws of an earlier, larger run)."""
+        controls = [arm for seed in self.seeds for arm in self.control_arms(seed)]
+        return [BASE, *controls, *(iac_arm(s) for s in self.seeds), *(random_arm(s) for s in self.random_seeds)]
+
+    def draw_random_genotype(self, runner: StageRunner, seed: int) -> Path:
+        """A genotype of the first search's space, drawn with ``seed``; kept in --out/random_genotypes."""
+        path = self.out / "random_genotypes" / f"{random_arm(seed).name}.json"
+        template = search_arm(self.seeds[0]).fold(self.results) / "genotype.json"
+        runner.step(f"draw random genotype (seed {seed})",
+                    lambda: random_genotype(Genotype.load(template), seed).save(path))
+        return path
+
+    def cases(self) -> dict:
+        return {arm.name: arm_cases(self.predictions, arm.name) for arm in self.evaluated_arms()}
+
     def paired(self) -> dict:
         """Per-case paired differences of this run's arms (the seeds it was asked for, not older ones)."""
-        iac_names = [iac_arm(seed).name for seed in self.seeds]
-        cases = {name: arm_cases(self.predictions, name) for name in [BASE.name, CONTROL.name, *iac_names]}
-        return paired_comparisons(cases, iac_names)
+        return paired_comparisons(self.cases())
 
     def collect(self, runner, dice, batches, config, validation, test, test_given) -> dict:
         first = self.seeds[0]
@@ -227,7 +283,8 @@ class Benchmark:
             "benchmark": {"dataset": self.source.name, "source": str(self.source.folder), "layout": self.source.layout,
                           "configuration": CONFIGURATION, "fold": FOLD, "device": self.args.device,
                           "smoke": self.args.smoke, "seeds": self.seeds, "cpu_count": os.cpu_count(),
-                          "iac_settings": self.iac_settings,
+                          "iac_settings": self.iac_settings, "controls": self.args.controls,
+                          "random_genotypes": self.args.random_genotypes,
                           "date": datetime.datetime.now().isoformat(timespec="seconds")},
             "budget": {**self.budget.to_dict(), "patch_size_used": list(config["patch_size"]),
                        "batch_size": config["batch_size"], "control_epochs": control_epochs,
@@ -237,6 +294,10 @@ class Benchmark:
                      "test": {"cases": len(test.cases), "source": "given (--test-images/--test-labels)" if test_given
                               else f"held out before planning (seed {self.args.holdout_seed})"}},
             "dice": {"base": dice[BASE.name], "control": dice[CONTROL.name], "iac": dice[iac_arm(first).name]},
+            "arms": dice,
+            "random_genotypes": {random_arm(s).name: Genotype.load(self.out / "random_genotypes" /
+                                                                   f"{random_arm(s).name}.json").to_dict()
+                                 for s in self.random_seeds},
             "genotype": seeds[str(first)]["genotype"],
             "iac_seeds": seeds,
             "genotype_agreement": measures.genotype_agreement(genotypes),

@@ -7,17 +7,28 @@ is fixed, so the budget comes from environment variables set by benchmarks/run_b
 - ``nnUNet_BENCH_epochs``, ``nnUNet_BENCH_iterations_per_epoch``, ``nnUNet_BENCH_val_iterations_per_epoch``
 - ``nnUNet_BENCH_final_validation=0`` skips nnU-Net's final validation (the benchmark predicts the
   validation cases with nnUNetv2_predict instead, the same way for every arm)
-- ``nnUNet_BENCH_initial_checkpoint`` (control only): the base checkpoint to start from
+- ``nnUNet_BENCH_initial_checkpoint`` (controls only): the base checkpoint to start from
+- ``nnUNet_BENCH_seed`` (controls): every epoch starts from generators seeded by (seed, epoch), as the IAC
+  trainers do (nnunet_iac.common.determinism), so seeds of a control are repeatable runs, not just reruns
+
+Three controls fine-tune the base for as many batches as the IAC arm consumed, so that IAC is judged against
+the best use of the same extra training (issue 14): a restart of nnU-Net's schedule on every weight, a
+continuation at a low constant learning rate, and the decoder alone (the part IAC changes).
 """
 import os
 
 import torch
+from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_iac.common.determinism import seed_epoch
 from nnunet_iac.nnunet.checkpointing import safe_load, unwrap
 from nnunet_iac.nnunet.settings import parse_int
 
 PREFIX = "nnUNet_BENCH_"
+#: the low-learning-rate control's constant rate: a tenth of nnU-Net's initial 1e-2, the rate nnU-Net's poly
+#: schedule passes about 90 % of the way through training, so the base continues about where it was, no restart
+LOW_LR = 1e-3
 
 
 def _setting(name: str, default: int) -> int:
@@ -39,6 +50,12 @@ class nnUNetTrainerBench(nnUNetTrainer):
         self.num_epochs = _setting("epochs", self.num_epochs)
         self.num_iterations_per_epoch = _setting("iterations_per_epoch", self.num_iterations_per_epoch)
         self.num_val_iterations_per_epoch = _setting("val_iterations_per_epoch", self.num_val_iterations_per_epoch)
+
+    def on_train_epoch_start(self):
+        seed = _setting("seed", -1)
+        if seed >= 0:
+            seed_epoch(seed, self.current_epoch)
+        super().on_train_epoch_start()
 
     def _do_i_compile(self):
         """No torch.compile, like the IAC trainers, so that iteration times of all arms compare."""
@@ -68,3 +85,25 @@ class nnUNetTrainerBenchControl(nnUNetTrainerBench):
         unwrap(self.network).load_state_dict(checkpoint["network_weights"], strict=True)
         self.print_to_log_file(f"Control arm: all {len(checkpoint['network_weights'])} tensors of {path} loaded "
                                f"(heads included); fine-tuning every weight.")
+
+
+class nnUNetTrainerBenchControlLowLR(nnUNetTrainerBenchControl):
+    """The base continued at a low constant learning rate: nnU-Net's SGD at ``LOW_LR``, no poly restart."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.network.parameters(), LOW_LR, weight_decay=self.weight_decay,
+                                    momentum=0.99, nesterov=True)
+        return optimizer, PolyLRScheduler(optimizer, LOW_LR, self.num_epochs, exponent=0.0)
+
+
+class nnUNetTrainerBenchControlDecoder(nnUNetTrainerBenchControl):
+    """Fine-tunes the decoder only (nnU-Net's schedule), the encoder frozen: the part of the network IAC
+    changes, trained without cells. Frozen weights get no gradient, so nnU-Net's SGD leaves them as they are."""
+
+    def initialize(self):
+        super().initialize()
+        encoder = unwrap(self.network).encoder
+        for parameter in encoder.parameters():
+            parameter.requires_grad_(False)
+        frozen = sum(p.numel() for p in encoder.parameters())
+        self.print_to_log_file(f"Decoder-only control: {frozen:,} encoder parameters frozen.")

@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import measures  # noqa: E402
-from benchmarks.arms import CONTROL, iac_arm, search_arm  # noqa: E402
+from benchmarks.arms import BASE, CONTROL, control_arm, iac_arm, random_arm, search_arm  # noqa: E402
 from benchmarks.budgets import HIPPOCAMPUS, profile_for  # noqa: E402
 from benchmarks.datasets import identify  # noqa: E402
 from benchmarks.run_benchmark import main as benchmark_main  # noqa: E402
@@ -29,7 +30,8 @@ def smoke(tmp_path_factory):
     out = root / "out"
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_benchmark", str(raw), "--out", str(out),
                              "--test-images", str(raw / "imagesTs"), "--test-labels", str(raw / "labelsTs"),
-                             "--smoke", "--iac-setting", "init=gate"], cwd=REPO, capture_output=True, text=True)
+                             "--smoke", "--iac-setting", "init=gate", "--random-genotypes", "2"],
+                            cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return out, json.loads((out / "results.json").read_text())
 
@@ -63,7 +65,7 @@ def test_smoke_iac_arm_ran_with_the_given_setting_and_reports_its_gradient_signa
     assert "## Gradient signal" in (out / "results.md").read_text()
     # paired per-case differences of this run's arms, from nnU-Net's own per-case evaluation
     paired = results["paired"]["test"]
-    assert set(paired) == {"iac_seed12345 - base", "iac_seed12345 - control", "control - base"}
+    assert {"iac_seed12345 - base", "iac_seed12345 - control", "control - base"} <= set(paired)
     assert paired["control - base"]["n"] == results["sets"]["test"]["cases"]
     assert "## Paired differences per case" in (out / "results.md").read_text()
 
@@ -94,6 +96,52 @@ def test_smoke_control_got_at_least_the_batches_the_iac_arm_consumed(smoke):
     # one seed here (time); --seeds N runs the same per-seed path N times, agreement is tested below
     assert set(results["iac_seeds"]) == {"12345"} and results["genotype_agreement"] is None
     assert results["iac_dice_spread"]["test"]["n"] == 1
+
+
+@pytest.mark.integration
+def test_smoke_runs_every_control_and_random_genotype_and_compares_iac_with_them(smoke):
+    out, results = smoke
+    arms = {"base", "control", "control_lowlr", "control_decoder", "iac_seed12345", "random_seed12345",
+            "random_seed12346"}
+    assert set(results["arms"]) == arms
+    assert all(0.0 <= results["arms"][a][s]["mean"] <= 1.0 for a in arms for s in ("validation", "test"))
+    rows = results["paired"]["test"]
+    for reference in ("base", "control", "control_lowlr", "control_decoder", "random_mean_of_seeds",
+                      "random_seed12345", "random_seed12346"):
+        assert f"iac_seed12345 - {reference}" in rows
+    assert any(name.startswith("iac_seed12345 - best control (") for name in rows)
+    assert (out / "dice.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Every arm" in (out / "results.md").read_text()
+
+
+@pytest.mark.integration
+def test_smoke_random_genotype_arms_retrain_their_own_draw_with_the_iac_budget(smoke):
+    out, results = smoke
+    retrain_epochs, _, _ = _trained(out, iac_arm(12345))
+    for seed in (12345, 12346):
+        drawn = Genotype.load(out / "random_genotypes" / f"random_seed{seed}.json")
+        assert drawn.meta["random_draw"]["seed"] == seed
+        assert Genotype.from_dict(results["random_genotypes"][f"random_seed{seed}"]) == drawn
+        epochs, _, checkpoint = _trained(out, random_arm(seed))
+        assert epochs == retrain_epochs
+        assert Genotype.from_dict(checkpoint["iac"]["genotype"]) == drawn
+
+
+@pytest.mark.integration
+def test_smoke_controls_train_what_their_names_say(smoke):
+    """decoder: the encoder's weights are the base's, the decoder's moved; lowlr: a constant rate of 1e-3;
+    restart: nnU-Net's schedule from 1e-2 (its rate decays)."""
+    out, _ = smoke
+    base = _trained(out, BASE)[2]["network_weights"]
+    decoder = _trained(out, control_arm("decoder", 12345, 12345))[2]["network_weights"]
+    encoder_keys = [k for k in base if k.startswith("encoder.")]
+    decoder_keys = [k for k in base if k.startswith("decoder.") and not k.startswith("decoder.encoder.")]
+    assert encoder_keys and decoder_keys
+    assert all(torch.equal(base[k], decoder[k]) for k in encoder_keys)
+    assert any(not torch.equal(base[k], decoder[k]) for k in decoder_keys)
+    lowlr = _trained(out, control_arm("lowlr", 12345, 12345))[2]["optimizer_state"]["param_groups"][0]["lr"]
+    restart = _trained(out, CONTROL)[2]["optimizer_state"]["param_groups"][0]["lr"]
+    assert lowlr == pytest.approx(1e-3) and 0 < restart < 1e-2
 
 
 @pytest.mark.integration
@@ -166,6 +214,19 @@ def test_chance_agreement_is_the_mean_overlap_of_all_random_genotypes():
     assert chance["chance_edges"] == pytest.approx((2 + node_3) / 4) and node_3 == pytest.approx(4 / 3)
     assert chance["chance_edges_and_ops"] == pytest.approx(chance["chance_edges"] / (len(OPERATIONS) - 1))
     assert measures.genotype_agreement([a, a])["chance_edges"] == chance["chance_edges"]
+
+
+def test_random_genotype_arms_agree_with_each_other_at_the_chance_level_the_report_names():
+    """The random-genotype arm draws what chance_agreement assumes: pairs of draws share edges and
+    operations as often as the formula says (so IAC's agreement and the random arm measure the same thing)."""
+    from nnunet_iac.search.random_genotype import random_genotype
+
+    template = Genotype(nodes=tuple(((("sep_conv_3x3", 0), ("identity", 1)),) + tuple(
+        (("sep_conv_5x5", 0), ("max_pool_3x3", j + 1)) for j in range(1, 4))), concat=(2, 3, 4, 5))
+    measured = measures.genotype_agreement([random_genotype(template, seed) for seed in range(200)])  # all pairs
+    chance = measures.chance_agreement(template)
+    assert measured["edges"] == pytest.approx(chance["chance_edges"], abs=0.01)
+    assert measured["edges_and_ops"] == pytest.approx(chance["chance_edges_and_ops"], abs=0.01)
 
 
 def test_seconds_per_iteration_leaves_out_the_first_epoch_and_the_warmup():

@@ -42,13 +42,47 @@ def test_only_shared_cases_are_compared_and_disjoint_sets_are_refused():
         paired_difference({"a": 0.9}, {"b": 0.9})
 
 
+def _sets(x: float, y: float) -> dict:
+    return {s: {"x": x, "y": y} for s in ("validation", "test")}
+
+
 def test_comparisons_cover_every_seed_their_mean_and_the_control():
-    sets = {s: {"x": 0.8, "y": 0.7} for s in ("validation", "test")}
-    shifted = {s: {"x": 0.82, "y": 0.71} for s in ("validation", "test")}
-    cases = {"base": sets, "control": shifted, "iac_seed1": shifted, "iac_seed2": sets}
-    paired = paired_comparisons(cases, ["iac_seed1", "iac_seed2"])
+    cases = {"base": _sets(0.8, 0.7), "control": _sets(0.82, 0.71), "iac_seed1": _sets(0.82, 0.71),
+             "iac_seed2": _sets(0.8, 0.7)}
+    paired = paired_comparisons(cases)
     rows = paired["test"]
     assert set(rows) == {"iac_seed1 - base", "iac_seed1 - control", "iac_seed2 - base", "iac_seed2 - control",
-                         "iac_mean_of_seeds - base", "iac_mean_of_seeds - control", "control - base"}
+                         "iac_mean_of_seeds - base", "iac_mean_of_seeds - control",
+                         "iac_mean_of_seeds - best control (control)", "control - base"}
     assert rows["iac_mean_of_seeds - base"]["mean"] == pytest.approx(0.0075)
     assert "| test | control - base | +1.50 |" in "\n".join(paired_table(paired))
+
+
+def test_controls_with_seeds_random_genotypes_and_the_best_control_are_compared():
+    cases = {"base": _sets(0.80, 0.70), "iac_seed1": _sets(0.84, 0.74),
+             "control": _sets(0.81, 0.71), "control_seed2": _sets(0.83, 0.73),   # restart: mean +0.02
+             "control_decoder": _sets(0.83, 0.74),                                # +0.035: the best
+             "random_seed1": _sets(0.80, 0.70), "random_seed2": _sets(0.82, 0.72)}
+    rows = paired_comparisons(cases)["validation"]
+    assert rows["iac_seed1 - control_mean_of_seeds"]["mean"] == pytest.approx(0.02)
+    assert rows["iac_seed1 - control_decoder"]["mean"] == pytest.approx(0.005)
+    assert rows["iac_seed1 - best control (control_decoder)"]["mean"] == pytest.approx(0.005)
+    assert rows["iac_seed1 - random_mean_of_seeds"]["mean"] == pytest.approx(0.03)
+    assert rows["iac_seed1 - random_seed2"]["mean"] == pytest.approx(0.02)
+    assert rows["random_mean_of_seeds - base"]["mean"] == pytest.approx(0.01)
+    assert rows["control_decoder - base"]["mean"] == pytest.approx(0.035)
+    assert not any(name.startswith(("control", "random")) and not name.endswith("- base") for name in rows)
+
+
+def test_comparisons_need_the_base_and_an_iac_arm():
+    with pytest.raises(ValueError, match="base and an IAC arm"):
+        paired_comparisons({"base": _sets(0.8, 0.7), "control": _sets(0.8, 0.7)})
+
+
+def test_the_figure_shows_every_arm_on_both_sets(tmp_path):
+    from benchmarks.figure import mean_with_interval, write_dice_figure
+    cases = {"base": _sets(0.8, 0.7), "iac_seed1": _sets(0.84, 0.74), "random_seed1": _sets(0.81, 0.72)}
+    path = write_dice_figure(tmp_path / "dice.png", cases, "toy")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    mean, low, high = mean_with_interval([0.7, 0.8, 0.9])
+    assert mean == pytest.approx(0.8) and 0.7 - 1e-9 <= low < mean < high <= 0.9 + 1e-9

@@ -246,7 +246,7 @@ def test_select_through_nnunet_trains_on_train_search_and_scores_on_val_search(w
                   env={"nnUNet_IAC_base": str(base), "nnUNet_IAC_epochs": "2", "nnUNet_IAC_warmup_epochs": "0",
                        "nnUNet_IAC_iterations_per_epoch": "2", "nnUNet_IAC_val_iterations_per_epoch": "1",
                        "nnUNet_IAC_stable_epochs": "0", "nnUNet_IAC_search_validation": "0"})
-    search = workspace.results / f"nnUNetTrainerIACSearch__nnUNetPlans__2d" / f"fold_{fold}"
+    search = workspace.results / "nnUNetTrainerIACSearch__nnUNetPlans__2d" / f"fold_{fold}"
     history = json.loads((search / "search_history.json").read_text())
     if len({genotype_key(Genotype.from_dict(r["genotype"])) for r in history}) < 2:
         history[-1]["genotype"] = genotype("dil_conv_3x3", history[-1]["epoch"])  # two distinct candidates

@@ -1,0 +1,36 @@
+"""How the benchmark names its arms, and which arms are repeats of one another.
+
+An arm's name is its kind, and ``_seed<N>`` when it is one seed of a repeated arm: ``iac_seed12345``,
+``random_seed12346``, ``control_lowlr_seed12346``. The first seed of each control keeps the bare name
+(``control``, ``control_lowlr``), as in runs made before controls had seeds, so those folders resume. The
+statistics compare groups (an arm's seeds together), the report lists arms.
+"""
+from __future__ import annotations
+
+import re
+
+BASE = "base"
+IAC = "iac"
+RANDOM = "random"
+#: control kind (``--controls``) -> arm name: all weights at nnU-Net's restarted schedule, all weights at a low
+#: constant rate, the decoder alone (benchmarks/trainers/nnUNetTrainerBench.py)
+CONTROLS = {"restart": "control", "lowlr": "control_lowlr", "decoder": "control_decoder"}
+_SEED = re.compile(r"_seed\d+$")
+
+
+def seeded(group: str, seed: int) -> str:
+    return f"{group}_seed{seed}"
+
+
+def group_of(arm: str) -> str:
+    """``control_lowlr_seed12346`` -> ``control_lowlr``; an unseeded name is its own group."""
+    return _SEED.sub("", arm)
+
+
+def is_control(group: str) -> bool:
+    return group in CONTROLS.values()
+
+
+def mean_label(group: str) -> str:
+    """The name of the per-case mean of a group's seeds in the paired tables."""
+    return f"{group}_mean_of_seeds"
