@@ -11,6 +11,8 @@ import re
 
 BASE = "base"
 IAC = "iac"
+#: the genotype nnunet-iac select chose among the searches' most frequent ones, retrained (``--select N``)
+SELECTED = "iac_selected"
 RANDOM = "random"
 #: control kind (``--controls``) -> arm name: all weights at nnU-Net's restarted schedule, all weights at a low
 #: constant rate, the decoder alone (benchmarks/trainers/nnUNetTrainerBench.py)

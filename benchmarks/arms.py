@@ -3,6 +3,8 @@
 - base: ``nnUNetTrainerBench`` (nnU-Net's trainer with the benchmark's short budget);
 - IAC: ``nnUNetTrainerIACSearch`` then ``nnUNetTrainerIACRetrain`` on the frozen base, one pair per seed,
   each seed under its own plans name (see benchmarks/plans.py);
+- selected (``--select N``): ``nnunet-iac select`` trains the N most frequent genotypes of the seeds'
+  searches with IAC's Stage-III budget and keeps the best on val_search; that genotype is retrained like IAC;
 - random genotypes: ``nnUNetTrainerIACRetrain`` with a genotype drawn uniformly from the search's space
   (nnunet_iac.search.random_genotype), the IAC arm's Stage-III budget, one plans name per draw;
 - controls (``--controls``), per seed: the base fine-tuned for as many training batches as the IAC arm
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from benchmarks import arm_names
 from benchmarks.budgets import Budget
 from benchmarks.datasets import CaseSet, channel_count, image_names
 from benchmarks.paired_statistics import evaluation_summary
-from benchmarks.plans import BENCH_PLANS, CONFIGURATION, random_plans_name, seed_plans_name
+from benchmarks.plans import BENCH_PLANS, CONFIGURATION, random_plans_name, seed_plans_name, selected_plans_name
 from benchmarks.stages import StageRunner
 
 FOLD = 0
@@ -83,6 +86,10 @@ CONTROL = Arm(arm_names.CONTROLS["restart"], CONTROL_TRAINER, BENCH_PLANS)
 
 def iac_arm(seed: int) -> Arm:
     return Arm(arm_names.seeded(arm_names.IAC, seed), RETRAIN_TRAINER, seed_plans_name(seed))
+
+
+def selected_arm() -> Arm:
+    return Arm(arm_names.SELECTED, RETRAIN_TRAINER, selected_plans_name())
 
 
 def random_arm(seed: int) -> Arm:
@@ -145,6 +152,23 @@ class ArmRunner:
     def retrain(self, seed: int):
         env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0"}
         return self.train(f"retrain (seed {seed})", iac_arm(seed), env)
+
+    def select(self, seed: int, other_seeds: list[int], candidates: int):
+        """``nnunet-iac select`` on the first seed's search, the other seeds' histories counted with it; every
+        candidate trained with the IAC arm's Stage-III budget and settings, scored on val_search."""
+        command = [sys.executable, "-m", "nnunet_iac.tools.cli", "select", "-d", str(self.dataset_id), "-c",
+                   CONFIGURATION, "-f", str(FOLD), "-p", seed_plans_name(seed), "--candidates", str(candidates),
+                   "--epochs", str(self.budget.retrain_epochs), "--iterations", str(self.budget.iterations_per_epoch),
+                   "--val-iterations", str(self.budget.val_iterations_per_epoch), "--device", self.device]
+        if other_seeds:
+            command += ["--histories", *(str(search_arm(s).fold(self.results)) for s in other_seeds)]
+        env = {**self.iac_settings, "nnUNet_IAC_seed": str(seed), "nnUNet_IAC_save_every": SAVE_EVERY}
+        return self.runner.run("select genotype", *command, env=env)
+
+    def retrain_selected(self, seed: int, genotype_file: Path):
+        env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0",
+               "nnUNet_IAC_genotype": str(genotype_file)}
+        return self.train("retrain selected genotype", selected_arm(), env)
 
     def retrain_random(self, seed: int, genotype_file: Path):
         """Stage III of a drawn genotype, with the IAC arm's budget and settings and the seed's cell init."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import wilcoxon
 
-from benchmarks.arm_names import BASE, IAC, RANDOM, group_of, is_control, mean_label
+from benchmarks.arm_names import BASE, IAC, RANDOM, SELECTED, group_of, is_control, mean_label
 
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SEED = 0
@@ -99,7 +99,8 @@ def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]]) -> dict:
     """For each set, IAC against every other arm, in rows ``"<a> - <b>"``.
 
     ``cases[arm][set]`` is ``per_case_dice`` of that arm's predictions of that set; arms are grouped by name
-    (benchmarks/arm_names.py). Every IAC seed, and the per-case mean of the seeds, is compared with the base,
+    (benchmarks/arm_names.py). Every IAC seed, the retrained choice of ``nnunet-iac select`` where there is
+    one, and the per-case mean of the seeds, is compared with the base,
     each control (the mean of its seeds where it has several) and the random genotypes' mean; the IAC mean
     (or the single seed) also with each random genotype, and with the **best control** of the set (the
     control with the highest mean Dice on it: the strictest reference, chosen after the fact in the
@@ -113,13 +114,17 @@ def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]]) -> dict:
         candidates = [(arm, cases[arm][case_set]) for arm in groups[IAC]]
         if len(candidates) > 1:
             candidates.append(_reference(IAC, groups[IAC], cases, case_set))
+        main_name, main = candidates[-1]
+        if SELECTED in groups:
+            candidates.append((SELECTED, cases[SELECTED][case_set]))
         references = {g: _reference(g, members, cases, case_set) for g, members in groups.items()
                       if g == BASE or is_control(g) or g == RANDOM}
         base = references[BASE][1]
         for name, iac in candidates:
             for reference, values in references.values():
                 rows[f"{name} - {reference}"] = paired_difference(iac, values)
-        main_name, main = candidates[-1]
+        if SELECTED in groups:
+            rows[f"{SELECTED} - {main_name}"] = paired_difference(cases[SELECTED][case_set], main)
         if len(groups.get(RANDOM, [])) > 1:
             for arm in groups[RANDOM]:
                 rows[f"{main_name} - {arm}"] = paired_difference(main, cases[arm][case_set])

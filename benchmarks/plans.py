@@ -25,6 +25,11 @@ def seed_plans_name(seed: int) -> str:
     return f"{BENCH_PLANS}_seed{seed}"
 
 
+def selected_plans_name() -> str:
+    """The plans name of the retrain of the genotype ``nnunet-iac select`` chose."""
+    return f"{BENCH_PLANS}_selected"
+
+
 def random_plans_name(seed: int) -> str:
     """The plans name of a random genotype's retrain (its own model folder)."""
     return f"{BENCH_PLANS}_random{seed}"

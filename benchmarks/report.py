@@ -61,6 +61,21 @@ def _compact(genotype: Genotype) -> str:
     return "; ".join(" + ".join(f"{op}({src})" for op, src in node) for node in genotype.nodes)
 
 
+def selection_table(selection: dict) -> list[str]:
+    lines = ["| rank | candidate | chosen in search epochs | val_search Dice | trial time | genotype |",
+             "|---|---|---|---|---|---|"]
+    for c in selection["candidates"]:
+        mark = " (selected)" if c["name"] == selection["selected"] else ""
+        lines.append(f"| {c['rank']} | {c['name']}{mark} | {c['frequency']} | {_num(c['val_search_dice'])} | "
+                     f"{_num(c['seconds'], 0)} s | {_compact(Genotype.from_dict(c['genotype']))} |")
+    budget = selection["budget"]
+    lines += ["", f"{selection['distinct_genotypes']} distinct genotypes in {len(selection['histories'])} search "
+                  f"histories; each candidate trained {budget['epochs']} x {budget['iterations_per_epoch']} "
+                  f"iterations (IAC's Stage-III budget) and scored on val_search only; the arm `iac_selected` "
+                  f"retrains the selected one."]
+    return lines
+
+
 def ratio_table(ratios: dict) -> list[str]:
     lines = ["| ratio | measured | target | met | from |", "|---|---|---|---|---|"]
     for name, r in ratios.items():
@@ -181,6 +196,8 @@ def markdown(results: dict) -> str:
                   "(benchmarks/paired_statistics.py). They cover the sampling of cases, not the spread of training "
                   "seeds: see the seeds below for that.", ""]
     lines += ["## IAC per search seed", "", *seeds_table(results), ""]
+    if results.get("selection"):
+        lines += ["## Genotype selection (nnunet-iac select)", "", *selection_table(results["selection"]), ""]
     if results.get("random_genotypes"):
         lines += ["## Random genotypes", "", *random_genotypes_table(results["random_genotypes"]), ""]
     lines += ["## Gradient signal", "", *signal_table(results), ""]

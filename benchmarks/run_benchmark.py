@@ -30,15 +30,16 @@ from nnunet_iac.nnunet.settings import SettingsError  # noqa: E402
 from nnunet_iac.nnunet.evaluation import label_names, read_dice  # noqa: E402
 from nnunet_iac.nnunet.trainer_path import ext_trainer_value  # noqa: E402
 from nnunet_iac.search.random_genotype import random_genotype  # noqa: E402
+from nnunet_iac.selection.select_genotype import SELECTED_FILE, SELECTION_FILE  # noqa: E402
 
 from benchmarks import datasets, measures  # noqa: E402
 from benchmarks.arm_names import CONTROLS  # noqa: E402
 from benchmarks.arms import (BASE, CONTROL, FOLD, ArmRunner, control_arm, iac_arm, parse_iac_settings,  # noqa: E402
-                             random_arm, search_arm)
+                             random_arm, search_arm, selected_arm)
 from benchmarks.figure import write_dice_figure  # noqa: E402
 from benchmarks.budgets import PAPER, Budget, BudgetError, parse_patch, profile_for  # noqa: E402
 from benchmarks.plans import (CONFIGURATION, PlansError, random_plans_name, seed_plans_name,  # noqa: E402
-                              write_bench_plans, write_plans_copy)
+                              selected_plans_name, write_bench_plans, write_plans_copy)
 from benchmarks.paired_statistics import arm_cases, paired_comparisons  # noqa: E402
 from benchmarks.report import write_results  # noqa: E402
 from benchmarks.stages import StageError, StageRunner  # noqa: E402
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-genotypes", type=int, default=3, metavar="N",
                    help="retrain N genotypes drawn uniformly from the search's space with IAC's Stage-III budget "
                         "(default 3; 0 leaves the arm out)")
+    p.add_argument("--select", type=int, default=0, metavar="N",
+                   help="also run nnunet-iac select on the seeds' searches (N candidates, each with IAC's Stage-III "
+                        "budget, best on val_search) and retrain its choice as the arm iac_selected (default 0: off)")
     p.add_argument("--controls", default=",".join(CONTROLS), type=_control_kinds,
                    help=f"comma-separated controls, each fine-tuning the base for IAC's batches: restart (all "
                         f"weights, nnU-Net's schedule from lr 1e-2), lowlr (all weights, constant lr 1e-3), "
@@ -137,6 +141,8 @@ class Benchmark:
     def check_inputs(self) -> datasets.CaseSet | None:
         if self.args.seeds < 1:
             raise datasets.DatasetError("--seeds must be at least 1.")
+        if self.args.select < 0:
+            raise datasets.DatasetError("--select must be 0 or more.")
         if self.args.random_genotypes < 0:
             raise datasets.DatasetError("--random-genotypes must be 0 or more.")
         source_json = json.loads((self.source.folder / "dataset.json").read_text())
@@ -185,6 +191,10 @@ class Benchmark:
             write_plans_copy(self.preprocessed, seed_plans_name(seed))
             arms.search(seed)
             arms.retrain(seed)
+        if self.args.select:
+            arms.select(self.seeds[0], self.seeds[1:], self.args.select)
+            write_plans_copy(self.preprocessed, selected_plans_name())
+            arms.retrain_selected(self.seeds[0], self.selection_folder() / SELECTED_FILE)
         search_epochs = measures.search_epochs_run(search_arm(self.seeds[0]).fold(self.results))
         batches = measures.iac_batches(search_epochs, self.budget.retrain_epochs, self.budget.iterations_per_epoch)
         batches["control_epochs"] = arms.control_epochs(batches["batches"])
@@ -220,7 +230,22 @@ class Benchmark:
     def evaluated_arms(self) -> list:
         """Every arm this run was asked for (not the seeds or draws of an earlier, larger run)."""
         controls = [arm for seed in self.seeds for arm in self.control_arms(seed)]
-        return [BASE, *controls, *(iac_arm(s) for s in self.seeds), *(random_arm(s) for s in self.random_seeds)]
+        selected = [selected_arm()] if self.args.select else []
+        return [BASE, *controls, *(iac_arm(s) for s in self.seeds), *selected,
+                *(random_arm(s) for s in self.random_seeds)]
+
+    def selection_folder(self) -> Path:
+        """Where nnunet-iac select writes its choice: the first seed's search fold."""
+        return search_arm(self.seeds[0]).fold(self.results)
+
+    def selection(self) -> dict | None:
+        if not self.args.select:
+            return None
+        record = json.loads((self.selection_folder() / SELECTION_FILE).read_text())
+        return {"selected": record["selected"], "distinct_genotypes": record["distinct_genotypes"],
+                "budget": record["budget"], "histories": record["histories"],
+                "candidates": [{k: c[k] for k in ("rank", "name", "frequency", "val_search_dice", "seconds",
+                                                   "genotype")} for c in record["candidates"]]}
 
     def draw_random_genotype(self, runner: StageRunner, seed: int) -> Path:
         """A genotype of the first search's space, drawn with ``seed``; kept in --out/random_genotypes."""
@@ -284,7 +309,7 @@ class Benchmark:
                           "configuration": CONFIGURATION, "fold": FOLD, "device": self.args.device,
                           "smoke": self.args.smoke, "seeds": self.seeds, "cpu_count": os.cpu_count(),
                           "iac_settings": self.iac_settings, "controls": self.args.controls,
-                          "random_genotypes": self.args.random_genotypes,
+                          "random_genotypes": self.args.random_genotypes, "select": self.args.select,
                           "date": datetime.datetime.now().isoformat(timespec="seconds")},
             "budget": {**self.budget.to_dict(), "patch_size_used": list(config["patch_size"]),
                        "batch_size": config["batch_size"], "control_epochs": control_epochs,
@@ -295,6 +320,7 @@ class Benchmark:
                               else f"held out before planning (seed {self.args.holdout_seed})"}},
             "dice": {"base": dice[BASE.name], "control": dice[CONTROL.name], "iac": dice[iac_arm(first).name]},
             "arms": dice,
+            "selection": self.selection(),
             "random_genotypes": {random_arm(s).name: Genotype.load(self.out / "random_genotypes" /
                                                                    f"{random_arm(s).name}.json").to_dict()
                                  for s in self.random_seeds},

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import measures  # noqa: E402
-from benchmarks.arms import BASE, CONTROL, control_arm, iac_arm, random_arm, search_arm  # noqa: E402
+from benchmarks.arms import BASE, CONTROL, control_arm, iac_arm, random_arm, search_arm, selected_arm  # noqa: E402
 from benchmarks.budgets import HIPPOCAMPUS, profile_for  # noqa: E402
 from benchmarks.datasets import identify  # noqa: E402
 from benchmarks.run_benchmark import main as benchmark_main  # noqa: E402
@@ -30,7 +30,8 @@ def smoke(tmp_path_factory):
     out = root / "out"
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_benchmark", str(raw), "--out", str(out),
                              "--test-images", str(raw / "imagesTs"), "--test-labels", str(raw / "labelsTs"),
-                             "--smoke", "--iac-setting", "init=gate", "--random-genotypes", "2"],
+                             "--smoke", "--iac-setting", "init=gate", "--random-genotypes", "2",
+                             "--select", "2"],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return out, json.loads((out / "results.json").read_text())
@@ -101,8 +102,8 @@ def test_smoke_control_got_at_least_the_batches_the_iac_arm_consumed(smoke):
 @pytest.mark.integration
 def test_smoke_runs_every_control_and_random_genotype_and_compares_iac_with_them(smoke):
     out, results = smoke
-    arms = {"base", "control", "control_lowlr", "control_decoder", "iac_seed12345", "random_seed12345",
-            "random_seed12346"}
+    arms = {"base", "control", "control_lowlr", "control_decoder", "iac_seed12345", "iac_selected",
+            "random_seed12345", "random_seed12346"}
     assert set(results["arms"]) == arms
     assert all(0.0 <= results["arms"][a][s]["mean"] <= 1.0 for a in arms for s in ("validation", "test"))
     rows = results["paired"]["test"]
@@ -125,6 +126,22 @@ def test_smoke_random_genotype_arms_retrain_their_own_draw_with_the_iac_budget(s
         epochs, _, checkpoint = _trained(out, random_arm(seed))
         assert epochs == retrain_epochs
         assert Genotype.from_dict(checkpoint["iac"]["genotype"]) == drawn
+
+
+@pytest.mark.integration
+def test_smoke_selected_arm_retrains_what_nnunet_iac_select_chose_on_val_search(smoke):
+    out, results = smoke
+    selection = results["selection"]
+    assert 1 <= len(selection["candidates"]) <= 2
+    assert selection["selected"] in {c["name"] for c in selection["candidates"]}
+    assert selection["budget"]["epochs"] == results["budget"]["retrain_epochs"]
+    search_fold = search_arm(12345).fold(out / "nnUNet_results" / "Dataset990_IACSynthetic")
+    chosen = Genotype.load(search_fold / "genotype_selected.json")
+    epochs, _, checkpoint = _trained(out, selected_arm())
+    assert Genotype.from_dict(checkpoint["iac"]["genotype"]) == chosen
+    assert epochs == results["budget"]["retrain_epochs"]
+    assert "iac_selected - iac_seed12345" in results["paired"]["validation"]
+    assert "## Genotype selection" in (out / "results.md").read_text()
 
 
 @pytest.mark.integration

@@ -74,6 +74,16 @@ def test_controls_with_seeds_random_genotypes_and_the_best_control_are_compared(
     assert not any(name.startswith(("control", "random")) and not name.endswith("- base") for name in rows)
 
 
+def test_the_selected_genotype_is_compared_with_the_references_and_the_searched_one():
+    cases = {"base": _sets(0.80, 0.70), "iac_seed1": _sets(0.82, 0.72), "iac_seed2": _sets(0.84, 0.74),
+             "iac_selected": _sets(0.85, 0.75), "control": _sets(0.81, 0.71)}
+    rows = paired_comparisons(cases)["test"]
+    assert rows["iac_selected - base"]["mean"] == pytest.approx(0.05)
+    assert rows["iac_selected - control"]["mean"] == pytest.approx(0.04)
+    assert rows["iac_selected - iac_mean_of_seeds"]["mean"] == pytest.approx(0.02)
+    assert "iac_mean_of_seeds - best control (control)" in rows  # the seeds' mean stays the main IAC result
+
+
 def test_comparisons_need_the_base_and_an_iac_arm():
     with pytest.raises(ValueError, match="base and an IAC arm"):
         paired_comparisons({"base": _sets(0.8, 0.7), "control": _sets(0.8, 0.7)})
