@@ -11,6 +11,9 @@
   consumed (see measures.iac_batches), rounded up to whole epochs: ``restart`` (all weights, nnU-Net's
   schedule restarted), ``lowlr`` (all weights, a low constant rate), ``decoder`` (the decoder alone).
 
+Trainer names above are the ``short`` regime's; ``--regime paper`` runs the same arms with the IAC paper's
+recipe (benchmarks/regimes.py).
+
 Every arm predicts the validation and test cases in one nnUNetv2_predict call (file names prefixed
 with the set, so cases of the two sets can share a name) and each set is evaluated on its own.
 """
@@ -27,18 +30,13 @@ from nnunet_iac.nnunet.evaluation import label_names, read_dice
 
 from benchmarks import arm_names
 from benchmarks.budgets import Budget
+from benchmarks.regimes import SHORT, Regime
 from benchmarks.datasets import CaseSet, channel_count, image_names
 from benchmarks.paired_statistics import evaluation_summary
 from benchmarks.plans import BENCH_PLANS, CONFIGURATION, random_plans_name, seed_plans_name, selected_plans_name
 from benchmarks.stages import StageRunner
 
 FOLD = 0
-BASE_TRAINER = "nnUNetTrainerBench"
-CONTROL_TRAINER = "nnUNetTrainerBenchControl"
-CONTROL_TRAINERS = {"restart": CONTROL_TRAINER, "lowlr": "nnUNetTrainerBenchControlLowLR",
-                    "decoder": "nnUNetTrainerBenchControlDecoder"}
-SEARCH_TRAINER = "nnUNetTrainerIACSearch"
-RETRAIN_TRAINER = "nnUNetTrainerIACRetrain"
 # nnU-Net saves checkpoint_latest every 50 epochs; the IAC trainers do the same here so that per-epoch
 # checkpoint writes do not weigh on one side of the iteration-time ratio
 SAVE_EVERY = "50"
@@ -80,42 +78,47 @@ class Arm:
         return self.folder(results) / f"fold_{FOLD}"
 
 
-BASE = Arm(arm_names.BASE, BASE_TRAINER, BENCH_PLANS)
-CONTROL = Arm(arm_names.CONTROLS["restart"], CONTROL_TRAINER, BENCH_PLANS)
+def base_arm(regime: Regime = SHORT) -> Arm:
+    return Arm(arm_names.BASE, regime.base_trainer, BENCH_PLANS)
 
 
-def iac_arm(seed: int) -> Arm:
-    return Arm(arm_names.seeded(arm_names.IAC, seed), RETRAIN_TRAINER, seed_plans_name(seed))
+def iac_arm(seed: int, regime: Regime = SHORT) -> Arm:
+    return Arm(arm_names.seeded(arm_names.IAC, seed), regime.retrain_trainer, seed_plans_name(seed))
 
 
-def selected_arm() -> Arm:
-    return Arm(arm_names.SELECTED, RETRAIN_TRAINER, selected_plans_name())
+def selected_arm(regime: Regime = SHORT) -> Arm:
+    return Arm(arm_names.SELECTED, regime.retrain_trainer, selected_plans_name())
 
 
-def random_arm(seed: int) -> Arm:
-    return Arm(arm_names.seeded(arm_names.RANDOM, seed), RETRAIN_TRAINER, random_plans_name(seed))
+def random_arm(seed: int, regime: Regime = SHORT) -> Arm:
+    return Arm(arm_names.seeded(arm_names.RANDOM, seed), regime.retrain_trainer, random_plans_name(seed))
 
 
-def control_arm(kind: str, seed: int, first_seed: int) -> Arm:
+def control_arm(kind: str, seed: int, first_seed: int, regime: Regime = SHORT) -> Arm:
     """The control of ``kind`` for one seed; the first seed keeps the bare name and the benchmark plans (the
     folder of a run made before controls had seeds)."""
-    name = arm_names.CONTROLS[kind]
+    name, trainer = arm_names.CONTROLS[kind], regime.control_trainers[kind]
     if seed == first_seed:
-        return Arm(name, CONTROL_TRAINERS[kind], BENCH_PLANS)
-    return Arm(arm_names.seeded(name, seed), CONTROL_TRAINERS[kind], seed_plans_name(seed))
+        return Arm(name, trainer, BENCH_PLANS)
+    return Arm(arm_names.seeded(name, seed), trainer, seed_plans_name(seed))
 
 
 def control_stage(arm: Arm) -> str:
-    return "control training" if arm == CONTROL else f"{arm.name} training"
+    return "control training" if arm.name == arm_names.CONTROLS["restart"] else f"{arm.name} training"
 
 
-def search_arm(seed: int) -> Arm:
-    return Arm(f"search_seed{seed}", SEARCH_TRAINER, seed_plans_name(seed))
+def search_arm(seed: int, regime: Regime = SHORT) -> Arm:
+    return Arm(f"search_seed{seed}", regime.search_trainer, seed_plans_name(seed))
+
+
+BASE = base_arm()
+CONTROL = control_arm("restart", 0, 0)
 
 
 class ArmRunner:
     def __init__(self, runner: StageRunner, dataset_id: int, results: Path, budget: Budget, device: str,
-                 iac_settings: dict[str, str] | None = None):
+                 iac_settings: dict[str, str] | None = None, regime: Regime = SHORT):
+        self.regime = regime
         self.runner = runner
         self.dataset_id = dataset_id
         self.results = results
@@ -134,11 +137,16 @@ class ArmRunner:
 
     def train_base(self):
         env = {**self._epochs_env("nnUNet_BENCH_", self.budget.base_epochs), "nnUNet_BENCH_final_validation": "0"}
-        return self.train("base training", BASE, env)
+        return self.train("base training", base_arm(self.regime), env)
+
+    @property
+    def base_checkpoint(self) -> Path:
+        """The base checkpoint IAC and the controls start from (the regime's: final, or best epoch)."""
+        return base_arm(self.regime).fold(self.results) / self.regime.checkpoint
 
     def iac_env(self, seed: int, epochs: int) -> dict[str, str]:
         return {**self.iac_settings, **self._epochs_env("nnUNet_IAC_", epochs), "nnUNet_IAC_seed": str(seed),
-                "nnUNet_IAC_base": str(BASE.folder(self.results)), "nnUNet_IAC_save_every": SAVE_EVERY}
+                "nnUNet_IAC_base": str(self.base_checkpoint), "nnUNet_IAC_save_every": SAVE_EVERY}
 
     def search(self, seed: int):
         env = {**self.iac_env(seed, self.budget.search_epochs),
@@ -147,11 +155,11 @@ class ArmRunner:
                "nnUNet_IAC_stable_epochs": "0",
                # the supernet is not a model anyone predicts with; its final validation costs ~30 s/case on CPU
                "nnUNet_IAC_search_validation": "0"}
-        return self.train(f"search (seed {seed})", search_arm(seed), env)
+        return self.train(f"search (seed {seed})", search_arm(seed, self.regime), env)
 
     def retrain(self, seed: int):
         env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0"}
-        return self.train(f"retrain (seed {seed})", iac_arm(seed), env)
+        return self.train(f"retrain (seed {seed})", iac_arm(seed, self.regime), env)
 
     def select(self, seed: int, other_seeds: list[int], candidates: int):
         """``nnunet-iac select`` on the first seed's search, the other seeds' histories counted with it; every
@@ -161,20 +169,20 @@ class ArmRunner:
                    "--epochs", str(self.budget.retrain_epochs), "--iterations", str(self.budget.iterations_per_epoch),
                    "--val-iterations", str(self.budget.val_iterations_per_epoch), "--device", self.device]
         if other_seeds:
-            command += ["--histories", *(str(search_arm(s).fold(self.results)) for s in other_seeds)]
+            command += ["--histories", *(str(search_arm(s, self.regime).fold(self.results)) for s in other_seeds)]
         env = {**self.iac_settings, "nnUNet_IAC_seed": str(seed), "nnUNet_IAC_save_every": SAVE_EVERY}
         return self.runner.run("select genotype", *command, env=env)
 
     def retrain_selected(self, seed: int, genotype_file: Path):
         env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0",
                "nnUNet_IAC_genotype": str(genotype_file)}
-        return self.train("retrain selected genotype", selected_arm(), env)
+        return self.train("retrain selected genotype", selected_arm(self.regime), env)
 
     def retrain_random(self, seed: int, genotype_file: Path):
         """Stage III of a drawn genotype, with the IAC arm's budget and settings and the seed's cell init."""
         env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0",
                "nnUNet_IAC_genotype": str(genotype_file)}
-        return self.train(f"retrain random genotype (seed {seed})", random_arm(seed), env)
+        return self.train(f"retrain random genotype (seed {seed})", random_arm(seed, self.regime), env)
 
     def control_epochs(self, batches: int) -> int:
         """Whole epochs covering ``batches`` training batches (rounded up: generous to the control)."""
@@ -183,7 +191,7 @@ class ArmRunner:
     def train_control(self, arm: Arm, seed: int, batches: int):
         env = {**self._epochs_env("nnUNet_BENCH_", self.control_epochs(batches)),
                "nnUNet_BENCH_final_validation": "0", "nnUNet_BENCH_seed": str(seed),
-               "nnUNet_BENCH_initial_checkpoint": str(BASE.fold(self.results) / "checkpoint_final.pth")}
+               "nnUNet_BENCH_initial_checkpoint": str(self.base_checkpoint)}
         return self.train(control_stage(arm), arm, env)
 
     def predict(self, arm: Arm, sets: list[CaseSet], raw_dataset_json: dict, folder: Path):
@@ -200,7 +208,8 @@ class ArmRunner:
         out = folder / arm.name
         command = ["nnUNetv2_predict", "-i", str(inputs), "-o", str(out / "all"), "-d", str(self.dataset_id),
                    "-c", CONFIGURATION, "-f", str(FOLD), "-tr", arm.trainer, "-p", arm.plans, "-device", self.device,
-                   "-npp", "1", "-nps", "1", "-step_size", str(self.budget.step_size), "--disable_progress_bar"]
+                   "-npp", "1", "-nps", "1", "-step_size", str(self.budget.step_size), "--disable_progress_bar",
+                   "-chk", self.regime.checkpoint]
         if not self.budget.tta:
             command.append("--disable_tta")
         return self.runner.run(f"predict ({arm.name})", *command)

@@ -34,8 +34,9 @@ from nnunet_iac.selection.select_genotype import SELECTED_FILE, SELECTION_FILE  
 
 from benchmarks import datasets, measures  # noqa: E402
 from benchmarks.arm_names import CONTROLS  # noqa: E402
-from benchmarks.arms import (BASE, CONTROL, FOLD, ArmRunner, control_arm, iac_arm, parse_iac_settings,  # noqa: E402
+from benchmarks.arms import (FOLD, ArmRunner, base_arm, control_arm, iac_arm, parse_iac_settings,  # noqa: E402
                              random_arm, search_arm, selected_arm)
+from benchmarks.regimes import REGIMES  # noqa: E402
 from benchmarks.figure import write_dice_figure  # noqa: E402
 from benchmarks.budgets import PAPER, Budget, BudgetError, parse_patch, profile_for  # noqa: E402
 from benchmarks.plans import (CONFIGURATION, PlansError, random_plans_name, seed_plans_name,  # noqa: E402
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-genotypes", type=int, default=3, metavar="N",
                    help="retrain N genotypes drawn uniformly from the search's space with IAC's Stage-III budget "
                         "(default 3; 0 leaves the arm out)")
+    p.add_argument("--regime", choices=list(REGIMES), default="short",
+                   help="short: nnU-Net's recipe, final checkpoints (default); paper: the IAC paper's recipe for every "
+                        "arm (no augmentation, Dice loss, Adam 1e-3 constant, best epoch chosen on held-out training "
+                        "cases); see docs/benchmarks.md")
     p.add_argument("--select", type=int, default=0, metavar="N",
                    help="also run nnunet-iac select on the seeds' searches (N candidates, each with IAC's Stage-III "
                         "budget, best on val_search) and retrain its choice as the arm iac_selected (default 0: off)")
@@ -122,6 +127,7 @@ class Benchmark:
         self.budget = self._budget(args, self.source.name)
         self.iac_settings = parse_iac_settings(args.iac_setting)
         self.seeds = [FIRST_SEED + i for i in range(args.seeds)]
+        self.regime = REGIMES[args.regime]
         self.env = subprocess_env(self.out)
         self.raw = self.out / "nnUNet_raw" / self.source.name
         self.preprocessed = self.out / "nnUNet_preprocessed" / self.source.name
@@ -138,11 +144,36 @@ class Benchmark:
         budget.check()
         return budget
 
+    def check_regime(self) -> None:
+        """One regime per --out: its stages ("base training", ...) would otherwise count as done for another. A
+        folder without regime.json was written before regimes existed, in the short one."""
+        record = self.out / "regime.json"
+        if not self.args.resume:
+            return
+        if record.is_file():
+            earlier = json.loads(record.read_text())["regime"]
+        elif (self.out / "stages.json").is_file():
+            earlier = "short"
+        else:
+            return
+        if earlier != self.regime.name:
+            raise datasets.DatasetError(f"--out {self.out} holds a run of --regime {earlier}; resume it with --regime "
+                                        f"{earlier}, or choose a new --out for --regime {self.regime.name}.")
+
+    def record_regime(self) -> None:
+        record = self.out / "regime.json"
+        if not record.is_file():
+            record.write_text(json.dumps({"regime": self.regime.name}))
+
     def check_inputs(self) -> datasets.CaseSet | None:
         if self.args.seeds < 1:
             raise datasets.DatasetError("--seeds must be at least 1.")
         if self.args.select < 0:
             raise datasets.DatasetError("--select must be 0 or more.")
+        if self.args.select and self.regime.name != "short":
+            raise datasets.DatasetError(f"--select runs nnunet-iac select, whose trials use nnU-Net's recipe; it is "
+                                        f"not available with --regime {self.regime.name} yet. Leave out --select.")
+        self.check_regime()
         if self.args.random_genotypes < 0:
             raise datasets.DatasetError("--random-genotypes must be 0 or more.")
         source_json = json.loads((self.source.folder / "dataset.json").read_text())
@@ -172,6 +203,7 @@ class Benchmark:
     def main(self) -> dict:
         given_test = self.check_inputs()
         self.out.mkdir(parents=True, exist_ok=True)
+        self.record_regime()
         started = time.time()
         runner = StageRunner(self.out, self.env, resume=self.args.resume)
         runner.note(f"IAC benchmark of {self.source.folder} ({self.source.layout}) -> {self.out}; budget "
@@ -182,7 +214,7 @@ class Benchmark:
                    CONFIGURATION, "-np", "1", "-npfp", "1", env={"nnUNet_n_proc_DA": "1"})
         config = write_bench_plans(self.preprocessed, self.budget.batch_size, self.budget.patch_size)
         arms = ArmRunner(runner, self.source.dataset_id, self.results, self.budget, self.args.device,
-                         self.iac_settings)
+                         self.iac_settings, self.regime)
 
         arms.train_base()
         validation = datasets.link_case_set("validation", self.raw, datasets.validation_cases(self.preprocessed, FOLD),
@@ -195,7 +227,7 @@ class Benchmark:
             arms.select(self.seeds[0], self.seeds[1:], self.args.select)
             write_plans_copy(self.preprocessed, selected_plans_name())
             arms.retrain_selected(self.seeds[0], self.selection_folder() / SELECTED_FILE)
-        search_epochs = measures.search_epochs_run(search_arm(self.seeds[0]).fold(self.results))
+        search_epochs = measures.search_epochs_run(search_arm(self.seeds[0], self.regime).fold(self.results))
         batches = measures.iac_batches(search_epochs, self.budget.retrain_epochs, self.budget.iterations_per_epoch)
         batches["control_epochs"] = arms.control_epochs(batches["batches"])
         for seed in self.seeds:
@@ -225,18 +257,18 @@ class Benchmark:
         return [FIRST_SEED + i for i in range(self.args.random_genotypes)]
 
     def control_arms(self, seed: int) -> list:
-        return [control_arm(kind, seed, self.seeds[0]) for kind in self.args.controls]
+        return [control_arm(kind, seed, self.seeds[0], self.regime) for kind in self.args.controls]
 
     def evaluated_arms(self) -> list:
         """Every arm this run was asked for (not the seeds or draws of an earlier, larger run)."""
         controls = [arm for seed in self.seeds for arm in self.control_arms(seed)]
-        selected = [selected_arm()] if self.args.select else []
-        return [BASE, *controls, *(iac_arm(s) for s in self.seeds), *selected,
-                *(random_arm(s) for s in self.random_seeds)]
+        selected = [selected_arm(self.regime)] if self.args.select else []
+        return [base_arm(self.regime), *controls, *(iac_arm(s, self.regime) for s in self.seeds), *selected,
+                *(random_arm(s, self.regime) for s in self.random_seeds)]
 
     def selection_folder(self) -> Path:
         """Where nnunet-iac select writes its choice: the first seed's search fold."""
-        return search_arm(self.seeds[0]).fold(self.results)
+        return search_arm(self.seeds[0], self.regime).fold(self.results)
 
     def selection(self) -> dict | None:
         if not self.args.select:
@@ -250,7 +282,7 @@ class Benchmark:
     def draw_random_genotype(self, runner: StageRunner, seed: int) -> Path:
         """A genotype of the first search's space, drawn with ``seed``; kept in --out/random_genotypes."""
         path = self.out / "random_genotypes" / f"{random_arm(seed).name}.json"
-        template = search_arm(self.seeds[0]).fold(self.results) / "genotype.json"
+        template = search_arm(self.seeds[0], self.regime).fold(self.results) / "genotype.json"
         runner.step(f"draw random genotype (seed {seed})",
                     lambda: random_genotype(Genotype.load(template), seed).save(path))
         return path
@@ -265,11 +297,13 @@ class Benchmark:
     def collect(self, runner, dice, batches, config, validation, test, test_given) -> dict:
         first = self.seeds[0]
         # weights-only reads: never run code stored in a checkpoint
-        base_ckpt = safe_load(BASE.fold(self.results) / "checkpoint_final.pth")
-        search_ckpt = safe_load(search_arm(first).fold(self.results) / "checkpoint_final.pth")
+        base, iac, search = base_arm(self.regime), iac_arm(first, self.regime), search_arm(first, self.regime)
+        base_ckpt = safe_load(base.fold(self.results) / "checkpoint_final.pth")
+        search_ckpt = safe_load(search.fold(self.results) / "checkpoint_final.pth")
         # the control's epochs as trained, not as this sitting's budget asks: a --resume with another
         # --retrain-epochs keeps the earlier control, and the report must name the control it compares with
-        control_epochs = safe_load(CONTROL.fold(self.results) / "checkpoint_final.pth")["current_epoch"]
+        control = control_arm("restart", first, first, self.regime)
+        control_epochs = safe_load(control.fold(self.results) / "checkpoint_final.pth")["current_epoch"]
         iterations = self.budget.iterations_per_epoch
         base_iteration = measures.seconds_per_iteration(base_ckpt, iterations)
         search_iteration = measures.seconds_per_iteration(search_ckpt, iterations, self.budget.warmup_epochs)
@@ -277,21 +311,22 @@ class Benchmark:
                   for name, r in runner.results.items()}
         base_memory = stages["base training"]["peak_memory_bytes"]
         search_memory = stages[f"search (seed {first})"]["peak_memory_bytes"]
-        parameters = measures.implanted_parameters(iac_arm(first).folder(self.results), CONFIGURATION)
+        parameters = measures.implanted_parameters(iac.folder(self.results), CONFIGURATION)
         parameters.update(added_fraction=parameters["added_by_cells"] / parameters["base"],
                           target_fraction=TARGETS["added_parameters"],
                           search_supernet_added=measures.supernet_parameters(search_ckpt))
         seeds = {}
         for seed in self.seeds:
-            fold = iac_arm(seed).fold(self.results)
+            fold = iac_arm(seed, self.regime).fold(self.results)
             own_validation = fold / "validation" / "summary.json"
-            names = label_names(json.loads((iac_arm(seed).folder(self.results) / "dataset.json").read_text()))
+            names = label_names(json.loads((fold.parent / "dataset.json").read_text()))
             seeds[str(seed)] = {
                 "dice": dice[iac_arm(seed).name],
                 "retrain_own_validation": read_dice(own_validation, names) if own_validation.is_file() else None,
-                "signal": measures.signal_summary(search_arm(seed).fold(self.results), fold,
+                "signal": measures.signal_summary(search_arm(seed, self.regime).fold(self.results), fold,
                                                   self.budget.warmup_epochs),
-                "genotype": Genotype.load(search_arm(seed).fold(self.results) / "genotype.json").to_dict()}
+                "genotype": Genotype.load(search_arm(seed, self.regime).fold(self.results) / "genotype.json")
+                .to_dict()}
         genotypes = [Genotype.from_dict(s["genotype"]) for s in seeds.values()]
         ratios = {
             "search_iteration": _ratio("search iteration / base training iteration (equal batch)",
@@ -299,7 +334,7 @@ class Benchmark:
                                        "median epoch time / iterations, nnU-Net's epoch timestamps"),
             "search_memory": _ratio("peak memory search / base training", search_memory, base_memory,
                                     TARGETS["search_memory"], "peak RSS of the stage's process tree"),
-            "predict_time": _ratio("nnUNetv2_predict time IAC / base", stages[f"predict ({iac_arm(first).name})"]
+            "predict_time": _ratio("nnUNetv2_predict time IAC / base", stages[f"predict ({iac.name})"]
                                    ["seconds"], stages["predict (base)"]["seconds"], TARGETS["predict_time"],
                                    f"wall time, same {len(validation.cases) + len(test.cases)} cases"),
         }
@@ -310,6 +345,7 @@ class Benchmark:
                           "smoke": self.args.smoke, "seeds": self.seeds, "cpu_count": os.cpu_count(),
                           "iac_settings": self.iac_settings, "controls": self.args.controls,
                           "random_genotypes": self.args.random_genotypes, "select": self.args.select,
+                          "regime": self.regime.name, "checkpoint": self.regime.checkpoint,
                           "date": datetime.datetime.now().isoformat(timespec="seconds")},
             "budget": {**self.budget.to_dict(), "patch_size_used": list(config["patch_size"]),
                        "batch_size": config["batch_size"], "control_epochs": control_epochs,
@@ -318,7 +354,7 @@ class Benchmark:
             "sets": {"validation": {"cases": len(validation.cases), "source": f"fold {FOLD} of nnU-Net's split"},
                      "test": {"cases": len(test.cases), "source": "given (--test-images/--test-labels)" if test_given
                               else f"held out before planning (seed {self.args.holdout_seed})"}},
-            "dice": {"base": dice[BASE.name], "control": dice[CONTROL.name], "iac": dice[iac_arm(first).name]},
+            "dice": {"base": dice[base.name], "control": dice[control.name], "iac": dice[iac.name]},
             "arms": dice,
             "selection": self.selection(),
             "random_genotypes": {random_arm(s).name: Genotype.load(self.out / "random_genotypes" /

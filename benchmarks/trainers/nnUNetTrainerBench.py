@@ -14,15 +14,25 @@ is fixed, so the budget comes from environment variables set by benchmarks/run_b
 Three controls fine-tune the base for as many batches as the IAC arm consumed, so that IAC is judged against
 the best use of the same extra training (issue 14): a restart of nnU-Net's schedule on every weight, a
 continuation at a low constant learning rate, and the decoder alone (the part IAC changes).
+
+The ``*Paper`` trainers are the same arms in the IAC paper's recipe (``--regime paper``): no data
+augmentation (nnU-Net's NoDA hooks), Dice loss (nnU-Net's DiceLoss variant), Adam at a constant rate, and the
+best epoch chosen on a held-out share of the training cases (nnunet_iac.nnunet.selection_split), for the base,
+the controls and both IAC stages alike.
 """
 import os
 
 import torch
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerNoDA import nnUNetTrainerNoDA
+from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import nnUNetTrainerDiceLoss
 
 from nnunet_iac.common.determinism import seed_epoch
 from nnunet_iac.nnunet.checkpointing import safe_load, unwrap
+from nnunet_iac.nnunet.selection_split import SelectionSplitMixin
+from nnunet_iac.trainers.nnUNetTrainerIACRetrain_noDA import nnUNetTrainerIACRetrain_noDA
+from nnunet_iac.trainers.nnUNetTrainerIACSearch_noDA import nnUNetTrainerIACSearch_noDA
 from nnunet_iac.nnunet.settings import parse_int
 
 PREFIX = "nnUNet_BENCH_"
@@ -107,3 +117,45 @@ class nnUNetTrainerBenchControlDecoder(nnUNetTrainerBenchControl):
             parameter.requires_grad_(False)
         frozen = sum(p.numel() for p in encoder.parameters())
         self.print_to_log_file(f"Decoder-only control: {frozen:,} encoder parameters frozen.")
+
+
+class PaperRecipe(SelectionSplitMixin, nnUNetTrainerNoDA, nnUNetTrainerDiceLoss):
+    """The IAC paper's Stage-I recipe as nnU-Net hooks: no augmentation, Dice loss, Adam at ``paper_lr``
+    constant; best epoch on the selection split. Listed before a benchmark trainer among the bases."""
+
+    paper_lr = 1e-3
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.network.parameters(), self.paper_lr)
+        return optimizer, PolyLRScheduler(optimizer, self.paper_lr, self.num_epochs, exponent=0.0)
+
+
+class nnUNetTrainerBenchPaper(PaperRecipe, nnUNetTrainerBench):
+    """The base in the paper's recipe."""
+
+
+class nnUNetTrainerBenchControlPaper(PaperRecipe, nnUNetTrainerBenchControl):
+    """The paper's control: more epochs of the base's own recipe (Adam 1e-3 has no schedule to restart)."""
+
+
+class nnUNetTrainerBenchControlLowLRPaper(PaperRecipe, nnUNetTrainerBenchControl):
+    """The paper's recipe continued at a tenth of its rate."""
+
+    paper_lr = 1e-4
+
+
+class nnUNetTrainerBenchControlDecoderPaper(PaperRecipe, nnUNetTrainerBenchControlDecoder):
+    """The paper's recipe on the decoder alone."""
+
+
+class nnUNetTrainerIACSearchPaper(SelectionSplitMixin, nnUNetTrainerIACSearch_noDA, nnUNetTrainerDiceLoss):
+    """The search in the paper's recipe: no augmentation, Dice loss, on the training cases outside the selection
+    split (halved into train_search and val_search as always)."""
+
+
+class nnUNetTrainerIACRetrainPaper(SelectionSplitMixin, nnUNetTrainerIACRetrain_noDA, nnUNetTrainerDiceLoss):
+    """Stage III in the paper's recipe: Adam at a constant 1e-3 (``adam_constant``), no augmentation, Dice loss,
+    best epoch on the selection split; retrains the genotype of nnUNetTrainerIACSearchPaper."""
+
+    iac_defaults = {"retrain_optimizer": "adam_constant"}
+    search_trainer_name = "nnUNetTrainerIACSearchPaper"

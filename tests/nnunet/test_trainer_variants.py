@@ -165,3 +165,20 @@ def test_the_shipped_variant_runs_through_nnunet_and_its_retrain_finds_its_genot
     assert json.loads((retrained / "genotype.json").read_text())["nodes"] == \
         json.loads((search / "genotype.json").read_text())["nodes"]
     assert str(search / "genotype.json") in (retrained / "iac_settings.json").read_text()
+
+
+def test_the_no_augmentation_variants_take_nnunets_noda_hooks_and_pair_with_each_other():
+    """nnU-Net's NoDA transforms (for both search loaders) and no mirroring; the retrain's default genotype is the
+    no-augmentation search's. Without NoDA in the bases, the transforms would be nnUNetTrainer's own."""
+    from nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerNoDA import nnUNetTrainerNoDA
+
+    from nnunet_iac.trainers.nnUNetTrainerIACRetrain_noDA import nnUNetTrainerIACRetrain_noDA
+    from nnunet_iac.trainers.nnUNetTrainerIACSearch_noDA import nnUNetTrainerIACSearch_noDA
+
+    for variant in (nnUNetTrainerIACSearch_noDA, nnUNetTrainerIACRetrain_noDA):
+        assert variant.get_training_transforms is nnUNetTrainerNoDA.get_training_transforms
+        hook = variant.configure_rotation_dummyDA_mirroring_and_inital_patch_size
+        assert hook is nnUNetTrainerNoDA.configure_rotation_dummyDA_mirroring_and_inital_patch_size
+    assert nnUNetTrainerIACRetrain_noDA.search_trainer_name == "nnUNetTrainerIACSearch_noDA"
+    assert nnUNetTrainerIACSearch_noDA.build_network_architecture.__func__ is \
+        nnUNetTrainerIACSearch.build_network_architecture.__func__

@@ -1,0 +1,36 @@
+"""The recipes the benchmark can run every arm in (``--regime``): which trainers, and which checkpoint counts.
+
+- ``short`` (default): nnU-Net's recipe (augmentation, Dice + CE, SGD with poly) at the benchmark's short
+  budget; every arm predicts with its final checkpoint.
+- ``paper``: the IAC paper's recipe for every arm (its Stage I and III settings): no data augmentation,
+  Dice loss, Adam at a constant 1e-3, and the best epoch's checkpoint, chosen on a share of the training
+  cases that no arm trains on and none reports (nnunet_iac.nnunet.selection_split). The paper's IAC gain is a
+  generalisation gain measured in this recipe (its control overfits without augmentation; IAC paper, Table 2).
+  The IAC arm starts from the base's best checkpoint, the controls too.
+The trainers are in benchmarks/trainers/nnUNetTrainerBench.py (and nnunet_iac's ``*_noDA`` IAC variants).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Regime:
+    name: str
+    base_trainer: str
+    control_trainers: dict = field(hash=False)
+    search_trainer: str
+    retrain_trainer: str
+    #: the checkpoint every arm predicts with, and the base checkpoint IAC and the controls start from
+    checkpoint: str
+
+
+SHORT = Regime("short", "nnUNetTrainerBench",
+               {"restart": "nnUNetTrainerBenchControl", "lowlr": "nnUNetTrainerBenchControlLowLR",
+                "decoder": "nnUNetTrainerBenchControlDecoder"},
+               "nnUNetTrainerIACSearch", "nnUNetTrainerIACRetrain", "checkpoint_final.pth")
+PAPER = Regime("paper", "nnUNetTrainerBenchPaper",
+               {"restart": "nnUNetTrainerBenchControlPaper", "lowlr": "nnUNetTrainerBenchControlLowLRPaper",
+                "decoder": "nnUNetTrainerBenchControlDecoderPaper"},
+               "nnUNetTrainerIACSearchPaper", "nnUNetTrainerIACRetrainPaper", "checkpoint_best.pth")
+REGIMES = {regime.name: regime for regime in (SHORT, PAPER)}
