@@ -1,5 +1,3 @@
-"""The IAC benchmark (issue 5): base vs fine-tuned control vs IAC at equal batch and patch size.
-
-Entry point: ``python -m benchmarks.run_benchmark`` (or ``python benchmarks/run_benchmark.py``);
-see docs/benchmarks.md.
-"""
+"""Development benchmarks: ``python -m benchmarks.iteration_cost``; ``python -m benchmarks.run_benchmark`` and
+``python -m benchmarks.paired_statistics`` are aliases of ``nnunet-iac benchmark`` / ``benchmark-stats``
+(the benchmark itself is installed with the package: nnunet_iac/benchmark)."""

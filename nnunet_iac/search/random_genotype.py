@@ -2,7 +2,7 @@
 
 A differentiable search earns its cost only if its genotype retrains better than one drawn at random from the
 same space and trained with the same Stage-III budget (issue 14). The draw is uniform in the sense the
-benchmark's chance agreement assumes (benchmarks/measures.chance_agreement): for every intermediate node, its
+benchmark's chance agreement assumes (nnunet_iac/benchmark/measures.chance_agreement): for every intermediate node, its
 inputs are a uniformly drawn subset of its possible sources (as many as the template's node has), and every
 chosen edge gets one of the space's non-``zero`` operations, uniformly.
 

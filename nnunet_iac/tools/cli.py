@@ -111,14 +111,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--folder", default="nnunet_iac_demo", help="where every file of the demo goes")
     demo.add_argument("--device", default="cpu")
     demo.set_defaults(func=_demo)
+    sub.add_parser("benchmark", add_help=False,
+                   help="does IAC help on this dataset? base, IAC, random genotypes and controls through nnU-Net's "
+                        "commands, with paired statistics (nnunet-iac benchmark --help; docs/benchmarks.md)")
+    sub.add_parser("benchmark-stats", add_help=False,
+                   help="the paired per-case table of finished benchmark folders (nnunet-iac benchmark-stats OUT...)")
     check = sub.add_parser("selfcheck", help="build, implant and search-step the Hippocampus 2d U-Net on random data")
     check.add_argument("--steps", type=int, default=3)
     check.set_defaults(func=_selfcheck)
     return parser
 
 
+#: subcommands with their own argument parser: ``nnunet-iac benchmark ARGS`` is the benchmark's command line
+DELEGATED = ("benchmark", "benchmark-stats")
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    if command == "benchmark":
+        from nnunet_iac.benchmark.run_benchmark import main as benchmark
+        return benchmark(argv)
+    from nnunet_iac.benchmark.paired_statistics import main as stats
+    stats(argv)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

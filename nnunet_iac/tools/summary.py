@@ -10,13 +10,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_iac.cells.genotype import Genotype
-from nnunet_iac.network.implant import cell_parameters, count_parameters
 from nnunet_iac.network.implanted_network import is_implanted
 from nnunet_iac.nnunet.evaluation import label_names, read_dice
+from nnunet_iac.nnunet.model_folder import model_folder_parameters
 
 RETRAIN_TRAINER = "nnUNetTrainerIACRetrain"
 
@@ -68,20 +67,6 @@ def _base_fold_folder(fold_folder: Path) -> Path:
     if not settings.is_file():
         raise SummaryError(f"{settings} is missing; was this fold trained with nnUNetTrainerIACRetrain?")
     return Path(json.loads(settings.read_text())["base_checkpoint"]).parent
-
-
-def model_folder_parameters(model_folder: Path, configuration: str) -> tuple[int, int]:
-    """(base parameters, parameters added by cells) of the network a model folder's plans.json rebuilds."""
-    plans = PlansManager(str(Path(model_folder) / "plans.json"))
-    config = plans.get_configuration(configuration)
-    dataset_json = json.loads((Path(model_folder) / "dataset.json").read_text())
-    network = get_network_from_plans(config.network_arch_class_name, config.network_arch_init_kwargs,
-                                     config.network_arch_init_kwargs_req_import,
-                                     len(dataset_json["channel_names"]),
-                                     plans.get_label_manager(dataset_json).num_segmentation_heads,
-                                     allow_init=False, deep_supervision=False)
-    added = count_parameters(cell_parameters(network))
-    return count_parameters(network.parameters()) - added, added
 
 
 def summarize(results_dir: Path, dataset_name: str, configuration: str, plans_name: str = "nnUNetPlans") -> Summary:

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from nnunet_iac.benchmark.arms import base_arm, control_arm, iac_arm, random_arm, search_arm
+from nnunet_iac.benchmark.regimes import PAPER
+from nnunet_iac.benchmark.run_benchmark import main as benchmark_main
+from nnunet_iac.nnunet.checkpointing import safe_load
+from nnunet_iac.nnunet.selection_split import selection_split
+from nnunet_iac.tools.synthetic_dataset import make_synthetic_dataset
 
-from benchmarks.arms import base_arm, control_arm, iac_arm, random_arm, search_arm  # noqa: E402
-from benchmarks.regimes import PAPER  # noqa: E402
-from benchmarks.run_benchmark import main as benchmark_main  # noqa: E402
-from nnunet_iac.nnunet.checkpointing import safe_load  # noqa: E402
-from nnunet_iac.nnunet.selection_split import selection_split  # noqa: E402
-from nnunet_iac.tools.synthetic_dataset import make_synthetic_dataset  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 DATASET = "Dataset991_IACSynthetic"
 

@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from benchmarks.arms import ArmRunner, parse_iac_settings
-from benchmarks.budgets import SMOKE
-from benchmarks.measures import signal_summary
-from benchmarks.report import budget_table, signal_table
+from nnunet_iac.benchmark.arms import ArmRunner, parse_iac_settings
+from nnunet_iac.benchmark.budgets import SMOKE
+from nnunet_iac.benchmark.measures import signal_summary
+from nnunet_iac.benchmark.report import budget_table, signal_table
 from nnunet_iac.nnunet.settings import SettingsError
 
 

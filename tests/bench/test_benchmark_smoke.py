@@ -1,4 +1,4 @@
-"""The benchmark entry point (benchmarks/run_benchmark.py): --smoke end to end on the synthetic dataset,
+"""The benchmark entry point (``nnunet-iac benchmark``, nnunet_iac/benchmark/run_benchmark.py): --smoke end to end on the synthetic dataset,
 input errors, and the numbers it derives. The full benchmark is not part of the test suite."""
 import json
 import subprocess
@@ -8,17 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from nnunet_iac.benchmark import measures
+from nnunet_iac.benchmark.arms import BASE, CONTROL, control_arm, iac_arm, random_arm, search_arm, selected_arm
+from nnunet_iac.benchmark.budgets import HIPPOCAMPUS, profile_for
+from nnunet_iac.benchmark.datasets import identify
+from nnunet_iac.benchmark.run_benchmark import main as benchmark_main
+from nnunet_iac.nnunet.checkpointing import safe_load
+from nnunet_iac.cells.genotype import Genotype
+from nnunet_iac.tools.synthetic_dataset import make_synthetic_dataset
 
-from benchmarks import measures  # noqa: E402
-from benchmarks.arms import BASE, CONTROL, control_arm, iac_arm, random_arm, search_arm, selected_arm  # noqa: E402
-from benchmarks.budgets import HIPPOCAMPUS, profile_for  # noqa: E402
-from benchmarks.datasets import identify  # noqa: E402
-from benchmarks.run_benchmark import main as benchmark_main  # noqa: E402
-from nnunet_iac.nnunet.checkpointing import safe_load  # noqa: E402
-from nnunet_iac.cells.genotype import Genotype  # noqa: E402
-from nnunet_iac.tools.synthetic_dataset import make_synthetic_dataset  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 SHARED_HIPPOCAMPUS = REPO.parent / "shared" / "data" / "Task04_Hippocampus"
 
@@ -28,7 +27,7 @@ def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("benchmark")
     raw = make_synthetic_dataset(root / "source", 990, num_cases=10, num_test_cases=2)
     out = root / "out"
-    result = subprocess.run([sys.executable, "-m", "benchmarks.run_benchmark", str(raw), "--out", str(out),
+    result = subprocess.run([sys.executable, "-m", "nnunet_iac.tools.cli", "benchmark", str(raw), "--out", str(out),
                              "--test-images", str(raw / "imagesTs"), "--test-labels", str(raw / "labelsTs"),
                              "--smoke", "--iac-setting", "init=gate", "--random-genotypes", "2",
                              "--select", "2"],

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.paired_statistics import paired_comparisons, paired_difference, paired_table, per_case_dice
+from nnunet_iac.benchmark.paired_statistics import paired_comparisons, paired_difference, paired_table, per_case_dice
 
 
 def _summary(path, per_case):
@@ -90,7 +90,7 @@ def test_comparisons_need_the_base_and_an_iac_arm():
 
 
 def test_the_figure_shows_every_arm_on_both_sets(tmp_path):
-    from benchmarks.figure import mean_with_interval, write_dice_figure
+    from nnunet_iac.benchmark.figure import mean_with_interval, write_dice_figure
     cases = {"base": _sets(0.8, 0.7), "iac_seed1": _sets(0.84, 0.74), "random_seed1": _sets(0.81, 0.72)}
     path = write_dice_figure(tmp_path / "dice.png", cases, "toy")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

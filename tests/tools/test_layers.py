@@ -7,7 +7,7 @@ from pathlib import Path
 import nnunet_iac
 
 PACKAGE = Path(nnunet_iac.__file__).resolve().parent
-LAYERS = ("common", "cells", "network", "search", "nnunet", "selection", "tools")
+LAYERS = ("common", "cells", "network", "search", "nnunet", "selection", "benchmark", "tools")
 # nnunet_iac/__init__.py (public names) and the legacy forwarder of old plans.json class paths sit above all
 TOP = len(LAYERS)
 

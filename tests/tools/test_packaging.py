@@ -9,7 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = ("nnUNetTrainerIACSearch", "nnUNetTrainerIACRetrain", "nnUNetTrainerIACRetrainTrial",
-            "nnUNetTrainerIACSearch_50epochs")
+            "nnUNetTrainerIACSearch_50epochs", "nnUNetTrainerIACSearch_noDA", "nnUNetTrainerIACRetrain_noDA")
+#: the benchmark's trainers, in the trainer folder's benchmarking/ subfolder (nnunet-iac benchmark runs them)
+BENCHMARK_TRAINERS = ("nnUNetTrainerBench", "nnUNetTrainerBenchControlDecoder", "nnUNetTrainerIACRetrainPaper")
 
 
 def run_python(code, env_extra=None):
@@ -28,7 +30,7 @@ def test_env_command_points_nnunet_at_the_trainers_folder():
     assert folders[1:] == ["/some/other/folder"]
 
 
-@pytest.mark.parametrize("trainer", TRAINERS)
+@pytest.mark.parametrize("trainer", TRAINERS + BENCHMARK_TRAINERS)
 def test_nnunet_finds_the_trainers_in_a_fresh_process(trainer):
     from nnunet_iac.nnunet.trainer_path import trainers_dir
 
@@ -42,7 +44,7 @@ def test_nnunet_finds_the_trainers_in_a_fresh_process(trainer):
 def test_trainer_modules_import_cleanly_on_their_own():
     from nnunet_iac.nnunet.trainer_path import trainers_dir
 
-    for module in sorted(trainers_dir().glob("*.py")):
+    for module in sorted(p for p in trainers_dir().rglob("*.py") if p.name != "__init__.py"):
         code = f"import sys; sys.path.insert(0, {str(module.parent)!r}); import {module.stem}"
         result = run_python(code)
         assert result.returncode == 0, f"{module.name}: {result.stderr}"
@@ -56,6 +58,7 @@ def test_wheel_ships_the_trainers(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for trainer in TRAINERS:
         assert f"nnunet_iac/trainers/{trainer}.py" in names
+    assert "nnunet_iac/trainers/benchmarking/nnUNetTrainerBench.py" in names
     # every module of every subpackage: a subpackage missing from pyproject's list would vanish from the wheel
     modules = {f"nnunet_iac/{p.relative_to(ROOT / 'nnunet_iac').as_posix()}" for p in (ROOT / "nnunet_iac").rglob("*.py")
                if "__pycache__" not in p.parts and p.parent.name != "trainers"}

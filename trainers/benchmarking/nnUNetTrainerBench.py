@@ -1,8 +1,9 @@
 """nnU-Net trainers of the benchmark: the base arm (short budget) and the control arm (fine-tuning).
 
-nnU-Net finds them through ``nnUNet_extTrainer`` and imports this file as a top-level module, so it
-uses absolute imports only and does nothing at import time. nnU-Net's trainer ``__init__`` signature
-is fixed, so the budget comes from environment variables set by benchmarks/run_benchmark.py:
+nnU-Net finds them through ``nnUNet_extTrainer`` (this folder is inside the package's trainer folder, as
+nnU-Net's own ``variants/benchmarking``) and imports this file by path, so it uses absolute imports only and
+does nothing at import time. nnU-Net's trainer ``__init__`` signature is fixed, so the budget comes from
+environment variables set by ``nnunet-iac benchmark`` (nnunet_iac/benchmark/arms.py):
 
 - ``nnUNet_BENCH_epochs``, ``nnUNet_BENCH_iterations_per_epoch``, ``nnUNet_BENCH_val_iterations_per_epoch``
 - ``nnUNet_BENCH_final_validation=0`` skips nnU-Net's final validation (the benchmark predicts the

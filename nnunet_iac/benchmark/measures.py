@@ -22,7 +22,7 @@ from nnunet_iac.cells.genotype import Genotype
 from nnunet_iac.network.implant import is_base_key
 from nnunet_iac.cells.operations import OPERATIONS, ZERO
 from nnunet_iac.search.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows
-from nnunet_iac.tools.summary import model_folder_parameters
+from nnunet_iac.nnunet.model_folder import model_folder_parameters
 
 
 def epoch_seconds(checkpoint: dict) -> list[float]:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.arm_names import group_of
-from benchmarks.paired_statistics import SETS, bootstrap_interval
+from nnunet_iac.benchmark.arm_names import group_of
+from nnunet_iac.benchmark.paired_statistics import SETS, bootstrap_interval
 
 
 def mean_with_interval(values: list[float]) -> tuple[float, float, float]:
@@ -21,7 +21,7 @@ def mean_with_interval(values: list[float]) -> tuple[float, float, float]:
 
 
 def write_dice_figure(path: Path, cases: dict[str, dict[str, dict[str, float]]], title: str) -> Path:
-    """``cases[arm][set]`` as for benchmarks.paired_statistics; arms in the order given."""
+    """``cases[arm][set]`` as for nnunet_iac.benchmark.paired_statistics; arms in the order given."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from benchmarks.process_memory import PeakMemorySampler
+from nnunet_iac.benchmark.process_memory import PeakMemorySampler
 
 
 class StageError(RuntimeError):

@@ -15,7 +15,7 @@ IAC = "iac"
 SELECTED = "iac_selected"
 RANDOM = "random"
 #: control kind (``--controls``) -> arm name: all weights at nnU-Net's restarted schedule, all weights at a low
-#: constant rate, the decoder alone (benchmarks/trainers/nnUNetTrainerBench.py)
+#: constant rate, the decoder alone (trainers/benchmarking/nnUNetTrainerBench.py)
 CONTROLS = {"restart": "control", "lowlr": "control_lowlr", "decoder": "control_decoder"}
 _SEED = re.compile(r"_seed\d+$")
 

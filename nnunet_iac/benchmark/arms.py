@@ -2,7 +2,7 @@
 
 - base: ``nnUNetTrainerBench`` (nnU-Net's trainer with the benchmark's short budget);
 - IAC: ``nnUNetTrainerIACSearch`` then ``nnUNetTrainerIACRetrain`` on the frozen base, one pair per seed,
-  each seed under its own plans name (see benchmarks/plans.py);
+  each seed under its own plans name (see nnunet_iac/benchmark/plans.py);
 - selected (``--select N``): ``nnunet-iac select`` trains the N most frequent genotypes of the seeds'
   searches with IAC's Stage-III budget and keeps the best on val_search; that genotype is retrained like IAC;
 - random genotypes: ``nnUNetTrainerIACRetrain`` with a genotype drawn uniformly from the search's space
@@ -12,7 +12,7 @@
   schedule restarted), ``lowlr`` (all weights, a low constant rate), ``decoder`` (the decoder alone).
 
 Trainer names above are the ``short`` regime's; ``--regime paper`` runs the same arms with the IAC paper's
-recipe (benchmarks/regimes.py).
+recipe (nnunet_iac/benchmark/regimes.py).
 
 Every arm predicts the validation and test cases in one nnUNetv2_predict call (file names prefixed
 with the set, so cases of the two sets can share a name) and each set is evaluated on its own.
@@ -28,13 +28,13 @@ from pathlib import Path
 from nnunet_iac.nnunet.settings import PREFIX, IACSettings, SettingsError
 from nnunet_iac.nnunet.evaluation import label_names, read_dice
 
-from benchmarks import arm_names
-from benchmarks.budgets import Budget
-from benchmarks.regimes import SHORT, Regime
-from benchmarks.datasets import CaseSet, channel_count, image_names
-from benchmarks.paired_statistics import evaluation_summary
-from benchmarks.plans import BENCH_PLANS, CONFIGURATION, random_plans_name, seed_plans_name, selected_plans_name
-from benchmarks.stages import StageRunner
+from nnunet_iac.benchmark import arm_names
+from nnunet_iac.benchmark.budgets import Budget
+from nnunet_iac.benchmark.regimes import SHORT, Regime
+from nnunet_iac.benchmark.datasets import CaseSet, channel_count, image_names
+from nnunet_iac.benchmark.paired_statistics import evaluation_summary
+from nnunet_iac.benchmark.plans import BENCH_PLANS, CONFIGURATION, random_plans_name, seed_plans_name, selected_plans_name
+from nnunet_iac.benchmark.stages import StageRunner
 
 FOLD = 0
 # nnU-Net saves checkpoint_latest every 50 epochs; the IAC trainers do the same here so that per-epoch

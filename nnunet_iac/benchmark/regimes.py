@@ -7,7 +7,7 @@
   cases that no arm trains on and none reports (nnunet_iac.nnunet.selection_split). The paper's IAC gain is a
   generalisation gain measured in this recipe (its control overfits without augmentation; IAC paper, Table 2).
   The IAC arm starts from the base's best checkpoint, the controls too.
-The trainers are in benchmarks/trainers/nnUNetTrainerBench.py (and nnunet_iac's ``*_noDA`` IAC variants).
+The trainers are in trainers/benchmarking/nnUNetTrainerBench.py (and nnunet_iac's ``*_noDA`` IAC variants).
 """
 from __future__ import annotations
 

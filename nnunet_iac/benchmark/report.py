@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nnunet_iac.cells.genotype import Genotype
 
-from benchmarks.paired_statistics import paired_table
+from nnunet_iac.benchmark.paired_statistics import paired_table
 
 ARMS = ("base", "control", "iac")
 SETS = ("validation", "test")
@@ -193,7 +193,7 @@ def markdown(results: dict) -> str:
     if results.get("paired"):
         lines += ["## Paired differences per case", "", *paired_table(results["paired"]), "",
                   "Per case: the mean over classes of nnU-Net's per-case Dice; interval and p-value over the cases "
-                  "(benchmarks/paired_statistics.py). They cover the sampling of cases, not the spread of training "
+                  "(nnunet_iac/benchmark/paired_statistics.py). They cover the sampling of cases, not the spread of training "
                   "seeds: see the seeds below for that.", ""]
     lines += ["## IAC per search seed", "", *seeds_table(results), ""]
     if results.get("selection"):
