@@ -40,6 +40,9 @@ FOLD = 0
 # nnU-Net saves checkpoint_latest every 50 epochs; the IAC trainers do the same here so that per-epoch
 # checkpoint writes do not weigh on one side of the iteration-time ratio
 SAVE_EVERY = "50"
+# the base's latest checkpoint every 5 epochs (a write of a few MB against minutes of training), so that a base
+# interrupted by the end of a sitting continues close to where it stopped
+BASE_SAVE_EVERY = "5"
 # what the benchmark sets itself for every IAC stage (budget, seed, base, validation): not --iac-setting's
 BENCHMARK_OWNED = ("epochs", "iterations_per_epoch", "val_iterations_per_epoch", "warmup_epochs", "stable_epochs",
                    "seed", "base", "genotype", "save_every", "search_validation", "retrain_validation")
@@ -131,13 +134,16 @@ class ArmRunner:
                 f"{prefix}iterations_per_epoch": str(self.budget.iterations_per_epoch),
                 f"{prefix}val_iterations_per_epoch": str(self.budget.val_iterations_per_epoch)}
 
-    def train(self, stage: str, arm: Arm, env: dict[str, str]):
+    def train(self, stage: str, arm: Arm, env: dict[str, str], *extra: str):
         return self.runner.run(stage, "nnUNetv2_train", str(self.dataset_id), CONFIGURATION, str(FOLD), "-tr",
-                               arm.trainer, "-p", arm.plans, "-device", self.device, env=env)
+                               arm.trainer, "-p", arm.plans, "-device", self.device, *extra, env=env)
 
     def train_base(self):
-        env = {**self._epochs_env("nnUNet_BENCH_", self.budget.base_epochs), "nnUNet_BENCH_final_validation": "0"}
-        return self.train("base training", base_arm(self.regime), env)
+        """The base, continued with nnU-Net's ``--c`` from its latest checkpoint (written every
+        ``BASE_SAVE_EVERY`` epochs) when a sitting ended during it: a plateau base may take more than one."""
+        env = {**self._epochs_env("nnUNet_BENCH_", self.budget.base_epochs), "nnUNet_BENCH_final_validation": "0",
+               "nnUNet_BENCH_save_every": BASE_SAVE_EVERY}
+        return self.train("base training", base_arm(self.regime), env, "--c")
 
     @property
     def base_checkpoint(self) -> Path:

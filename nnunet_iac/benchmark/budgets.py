@@ -28,6 +28,7 @@ class Budget:
     holdout: int  # labelled cases held out as the test set when no separate test set is given
     tta: bool  # nnUNetv2_predict's mirroring at prediction time (same for all arms)
     step_size: float  # nnUNetv2_predict's sliding-window step (same for all arms)
+    features_divisor: int = 1  # the planned network's features per stage divided by this (all arms)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,7 +37,8 @@ class Budget:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def check(self) -> None:
-        positive = ("batch_size", "iterations_per_epoch", "base_epochs", "search_epochs", "retrain_epochs")
+        positive = ("batch_size", "iterations_per_epoch", "base_epochs", "search_epochs", "retrain_epochs",
+                    "features_divisor")
         for name in positive:
             if getattr(self, name) < 1:
                 raise BudgetError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")

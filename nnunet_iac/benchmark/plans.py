@@ -41,10 +41,15 @@ def _total_strides(configuration: dict) -> list[int]:
             for d in range(len(configuration["patch_size"]))]
 
 
-def write_bench_plans(preprocessed_dataset: Path, batch_size: int, patch_size: tuple[int, ...] | None) -> dict:
-    """Write ``nnUNetPlans_bench.json`` next to nnU-Net's plans; returns the 2d configuration used."""
+def write_bench_plans(preprocessed_dataset: Path, batch_size: int, patch_size: tuple[int, ...] | None,
+                      features_divisor: int = 1) -> dict:
+    """Write ``nnUNetPlans_bench.json`` next to nnU-Net's plans; returns the 2d configuration used. With
+    ``features_divisor`` > 1 every stage of the network has that many times fewer features (at least 1)."""
     plans = json.loads((preprocessed_dataset / f"{SOURCE_PLANS}.json").read_text())
     configuration = plans["configurations"][CONFIGURATION]
+    if features_divisor > 1:
+        arch = configuration["architecture"]["arch_kwargs"]
+        arch["features_per_stage"] = [max(1, f // features_divisor) for f in arch["features_per_stage"]]
     if patch_size is not None:
         strides = _total_strides(configuration)
         if len(patch_size) != len(strides) or any(p % s for p, s in zip(patch_size, strides)):

@@ -2,6 +2,10 @@
 
 - ``short`` (default): nnU-Net's recipe (augmentation, Dice + CE, SGD with poly) at the benchmark's short
   budget; every arm predicts with its final checkpoint.
+- ``plateau``: nnU-Net's recipe with a base trained until its curve is flat: four times the profile's base
+  epochs on a network of half the width (features per stage halved, a copied plans file, so that it fits on
+  2 cores), resumable across sittings; the plateau criterion (nnunet_iac/benchmark/plateau.py) is reported.
+  The arms after the base are the short regime's.
 - ``paper``: the IAC paper's recipe for every arm (its Stage I and III settings): no data augmentation,
   Dice loss, Adam at a constant 1e-3, and the best epoch's checkpoint, chosen on a share of the training
   cases that no arm trains on and none reports (nnunet_iac.nnunet.selection_split). The paper's IAC gain is a
@@ -11,7 +15,7 @@ The trainers are in trainers/benchmarking/nnUNetTrainerBench.py (and nnunet_iac'
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,9 @@ class Regime:
     retrain_trainer: str
     #: the checkpoint every arm predicts with, and the base checkpoint IAC and the controls start from
     checkpoint: str
+    #: the profile's base epochs times this, and its features per stage divided by that (unless given)
+    base_epochs_factor: int = 1
+    features_divisor: int = 1
 
 
 SHORT = Regime("short", "nnUNetTrainerBench",
@@ -33,4 +40,5 @@ PAPER = Regime("paper", "nnUNetTrainerBenchPaper",
                {"restart": "nnUNetTrainerBenchControlPaper", "lowlr": "nnUNetTrainerBenchControlLowLRPaper",
                 "decoder": "nnUNetTrainerBenchControlDecoderPaper"},
                "nnUNetTrainerIACSearchPaper", "nnUNetTrainerIACRetrainPaper", "checkpoint_best.pth")
-REGIMES = {regime.name: regime for regime in (SHORT, PAPER)}
+PLATEAU = replace(SHORT, name="plateau", base_epochs_factor=4, features_divisor=2)
+REGIMES = {regime.name: regime for regime in (SHORT, PLATEAU, PAPER)}

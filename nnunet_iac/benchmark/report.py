@@ -115,6 +115,18 @@ def _control_relation(budget: dict) -> str:
     return ">=" if trained >= budget["iac_batches"]["batches"] else "FEWER than"
 
 
+def base_curve_line(curve: dict | None) -> str:
+    """Whether the base had stopped improving (nnunet_iac/benchmark/plateau.py)."""
+    if not curve or curve.get("gain_last_fraction") is None:
+        return "Base curve: too few epochs to judge a plateau."
+    verdict = "met: the base is at its plateau" if curve["met"] else \
+        "NOT met: the base was still improving, an arm that trains it further gains from that alone"
+    picture = f"; curve: {curve['curve']}" if curve.get("curve") else ""
+    return (f"Base curve: nnU-Net's EMA pseudo-Dice gained {100 * curve['gain_last_fraction']:+.2f} points over the "
+            f"last {curve['fraction']:.0%} of its {curve['epochs']} epochs (final {curve['ema_final']:.4f}); plateau "
+            f"criterion (< {100 * curve['threshold']:.1f} points) {verdict}{picture}.")
+
+
 def budget_table(results: dict) -> list[str]:
     b, paper = results["budget"], results["paper_budget"]
     def epochs(n: int) -> str:
@@ -131,7 +143,9 @@ def budget_table(results: dict) -> list[str]:
     for stage, this_run in rows.items():
         lines.append(f"| {stage} | {this_run} | {paper[stage]['paper']} | {paper[stage]['nnunet_default']} |")
     patch = "x".join(map(str, b["patch_size_used"]))
-    lines += ["", f"All arms: batch {b['batch_size']}, patch {patch}, {b['val_iterations_per_epoch']} monitoring "
+    width = (f", the network's features per stage divided by {b['features_divisor']}"
+             if b.get("features_divisor", 1) > 1 else "")
+    lines += ["", f"All arms: batch {b['batch_size']}, patch {patch}{width}, {b['val_iterations_per_epoch']} monitoring "
                   f"batches per epoch; prediction {'with' if b['tta'] else 'without'} mirroring, step size "
                   f"{b['step_size']}."]
     return lines
@@ -174,7 +188,9 @@ def markdown(results: dict) -> str:
              + (" (SMOKE RUN: a few iterations, the numbers mean nothing)" if info["smoke"] else ""), "",
              f"Run on {info['date']}, device {info['device']}, {info['cpu_count']} CPU cores; total wall time "
              f"{results['total_seconds'] / 60:.1f} min. Validation: the {sets['validation']['cases']} validation cases "
-             f"of fold {info['fold']}. Test: {sets['test']['cases']} cases, {sets['test']['source']}.", "",
+             f"of fold {info['fold']}. Test: {sets['test']['cases']} cases, {sets['test']['source']}. Regime: "
+             f"{info.get('regime', 'short')} (every arm predicts with {info.get('checkpoint', 'checkpoint_final.pth')}; "
+             f"docs/benchmarks.md).", "",
              "## Dice (nnUNetv2_predict + nnUNetv2_evaluate_folder)", "", *dice_table(results["dice"]), ""]
     if results.get("arms"):
         lines += ["## Every arm (mean Dice over classes)", "", *arms_table(results["arms"]), "",
@@ -203,7 +219,8 @@ def markdown(results: dict) -> str:
     lines += ["## Gradient signal", "", *signal_table(results), ""]
     if info.get("iac_settings"):
         lines += ["## IAC settings", "", ", ".join(f"`{k}={v}`" for k, v in info["iac_settings"].items()), ""]
-    lines += ["## Budgets", "", *budget_table(results), "", "## Stages", "", *stage_table(results["stages"]), ""]
+    lines += ["## Budgets", "", *budget_table(results), "", base_curve_line(results.get("base_curve")), "",
+              "## Stages", "", *stage_table(results["stages"]), ""]
     return "\n".join(lines)
 
 

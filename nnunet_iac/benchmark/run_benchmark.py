@@ -1,7 +1,7 @@
 """Benchmark IAC against its base and a fine-tuned control on one dataset, through nnU-Net's commands.
 
     nnunet-iac benchmark DATASET_DIR --out DIR [--test-images DIR --test-labels DIR]
-                         [--seeds N] [--regime short|paper] [--device cpu|cuda] [budget overrides]
+                         [--seeds N] [--regime short|plateau|paper] [--device cpu|cuda] [budget overrides]
 
 DATASET_DIR is a Decathlon task folder or an nnU-Net raw folder. Fold 0, configuration 2d, every arm at
 the same batch and patch size: base (short budget); IAC (search + retrain from the same base, per seed);
@@ -33,6 +33,7 @@ from nnunet_iac.benchmark import datasets, measures
 from nnunet_iac.benchmark.arm_names import CONTROLS
 from nnunet_iac.benchmark.arms import (FOLD, ArmRunner, base_arm, control_arm, iac_arm, parse_iac_settings,
                                        random_arm, search_arm, selected_arm)
+from nnunet_iac.benchmark.plateau import plateau_check
 from nnunet_iac.benchmark.regimes import REGIMES
 from nnunet_iac.benchmark.figure import write_dice_figure
 from nnunet_iac.benchmark.budgets import PAPER, Budget, BudgetError, parse_patch, profile_for
@@ -61,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retrain N genotypes drawn uniformly from the search's space with IAC's Stage-III budget "
                         "(default 3; 0 leaves the arm out)")
     p.add_argument("--regime", choices=list(REGIMES), default="short",
-                   help="short: nnU-Net's recipe, final checkpoints (default); paper: the IAC paper's recipe for every "
-                        "arm (no augmentation, Dice loss, Adam 1e-3 constant, best epoch chosen on held-out training "
-                        "cases); see docs/benchmarks.md")
+                   help="short: nnU-Net's recipe, final checkpoints (default); plateau: the same with a base trained 4x "
+                        "longer on a half-width network, until its curve is flat (criterion reported); paper: the IAC "
+                        "paper's recipe for every arm (no augmentation, Dice loss, Adam 1e-3 constant, best epoch chosen "
+                        "on held-out training cases); see docs/benchmarks.md")
     p.add_argument("--select", type=int, default=0, metavar="N",
                    help="also run nnunet-iac select on the seeds' searches (N candidates, each with IAC's Stage-III "
                         "budget, best on val_search) and retrain its choice as the arm iac_selected (default 0: off)")
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--search-epochs", type=int)
     budget.add_argument("--warmup-epochs", type=int)
     budget.add_argument("--retrain-epochs", type=int)
+    budget.add_argument("--features-divisor", type=int,
+                        help="divide the planned network's features per stage by this, for every arm (default 1; "
+                             "2 in the plateau regime)")
     budget.add_argument("--holdout", type=int, help="cases held out as the test set when none is given")
     budget.add_argument("--holdout-seed", type=int, default=HOLDOUT_SEED)
     return p
@@ -122,10 +127,10 @@ class Benchmark:
         self.args = args
         self.out = Path(args.out).expanduser().resolve()
         self.source = datasets.identify(args.dataset)
-        self.budget = self._budget(args, self.source.name)
+        self.regime = REGIMES[args.regime]
+        self.budget = self._budget(args, self.source.name, self.regime)
         self.iac_settings = parse_iac_settings(args.iac_setting)
         self.seeds = [FIRST_SEED + i for i in range(args.seeds)]
-        self.regime = REGIMES[args.regime]
         self.env = subprocess_env(self.out, args.device)
         self.raw = self.out / "nnUNet_raw" / self.source.name
         self.preprocessed = self.out / "nnUNet_preprocessed" / self.source.name
@@ -133,9 +138,13 @@ class Benchmark:
         self.predictions = self.out / "predictions"
 
     @staticmethod
-    def _budget(args, dataset_name: str) -> Budget:
-        budget = profile_for(dataset_name, args.smoke).with_overrides(
-            batch_size=args.batch_size, patch_size=parse_patch(args.patch_size),
+    def _budget(args, dataset_name: str, regime) -> Budget:
+        """The dataset's profile, scaled by the regime (plateau: a longer base on a narrower network), then the
+        options given on the command line."""
+        profile = profile_for(dataset_name, args.smoke)
+        budget = profile.with_overrides(base_epochs=profile.base_epochs * regime.base_epochs_factor,
+                                        features_divisor=regime.features_divisor).with_overrides(
+            features_divisor=args.features_divisor, batch_size=args.batch_size, patch_size=parse_patch(args.patch_size),
             iterations_per_epoch=args.iterations_per_epoch, val_iterations_per_epoch=args.val_iterations_per_epoch,
             base_epochs=args.base_epochs, search_epochs=args.search_epochs, warmup_epochs=args.warmup_epochs,
             retrain_epochs=args.retrain_epochs, holdout=args.holdout)
@@ -210,7 +219,8 @@ class Benchmark:
         test = self.prepare(runner, given_test)
         runner.run("plan and preprocess", "nnUNetv2_plan_and_preprocess", "-d", str(self.source.dataset_id), "-c",
                    CONFIGURATION, "-np", "1", "-npfp", "1", env={"nnUNet_n_proc_DA": "1"})
-        config = write_bench_plans(self.preprocessed, self.budget.batch_size, self.budget.patch_size)
+        config = write_bench_plans(self.preprocessed, self.budget.batch_size, self.budget.patch_size,
+                                   self.budget.features_divisor)
         arms = ArmRunner(runner, self.source.dataset_id, self.results, self.budget, self.args.device,
                          self.iac_settings, self.regime)
 
@@ -263,6 +273,15 @@ class Benchmark:
         selected = [selected_arm(self.regime)] if self.args.select else []
         return [base_arm(self.regime), *controls, *(iac_arm(s, self.regime) for s in self.seeds), *selected,
                 *(random_arm(s, self.regime) for s in self.random_seeds)]
+
+    def copy_base_curve(self, base) -> str | None:
+        """nnU-Net's progress.png of the base, as base_progress.png next to the results (None if absent)."""
+        source = base.fold(self.results) / "progress.png"
+        if not source.is_file():
+            return None
+        target = self.out / "base_progress.png"
+        target.write_bytes(source.read_bytes())
+        return target.name
 
     def selection_folder(self) -> Path:
         """Where nnunet-iac select writes its choice: the first seed's search fold."""
@@ -348,6 +367,7 @@ class Benchmark:
             "budget": {**self.budget.to_dict(), "patch_size_used": list(config["patch_size"]),
                        "batch_size": config["batch_size"], "control_epochs": control_epochs,
                        "iac_batches": batches},
+            "base_curve": {**plateau_check(base_ckpt["logging"]), "curve": self.copy_base_curve(base)},
             "paper_budget": PAPER,
             "sets": {"validation": {"cases": len(validation.cases), "source": f"fold {FOLD} of nnU-Net's split"},
                      "test": {"cases": len(test.cases), "source": "given (--test-images/--test-labels)" if test_given

@@ -51,6 +51,10 @@ def test_smoke_results_have_every_arm_set_ratio_and_the_genotype(smoke):
     assert params["base"] > 0 and 0 < params["added_by_cells"] and 0 < params["added_fraction"] < 1
     assert {"base training", "search (seed 12345)", "retrain (seed 12345)", "control training",
             "predict (base)"} <= set(results["stages"])
+    # the base continues with --c after an interrupted sitting; its curve is judged against the plateau criterion
+    assert "--c" in results["stages"]["base training"]["command"].split()
+    assert results["base_curve"]["epochs"] == results["budget"]["base_epochs"]
+    assert (out / "base_progress.png").is_file() and "Base curve:" in (out / "results.md").read_text()
 
 
 @pytest.mark.integration

@@ -6,6 +6,8 @@ does nothing at import time. nnU-Net's trainer ``__init__`` signature is fixed, 
 environment variables set by ``nnunet-iac benchmark`` (nnunet_iac/benchmark/arms.py):
 
 - ``nnUNet_BENCH_epochs``, ``nnUNet_BENCH_iterations_per_epoch``, ``nnUNet_BENCH_val_iterations_per_epoch``
+- ``nnUNet_BENCH_save_every``: epochs between nnU-Net's latest checkpoints (the base: 5, so that ``--c``
+  continues a long base close to where a sitting ended)
 - ``nnUNet_BENCH_final_validation=0`` skips nnU-Net's final validation (the benchmark predicts the
   validation cases with nnUNetv2_predict instead, the same way for every arm)
 - ``nnUNet_BENCH_initial_checkpoint`` (controls only): the base checkpoint to start from
@@ -61,6 +63,7 @@ class nnUNetTrainerBench(nnUNetTrainer):
         self.num_epochs = _setting("epochs", self.num_epochs)
         self.num_iterations_per_epoch = _setting("iterations_per_epoch", self.num_iterations_per_epoch)
         self.num_val_iterations_per_epoch = _setting("val_iterations_per_epoch", self.num_val_iterations_per_epoch)
+        self.save_every = max(1, _setting("save_every", self.save_every))
 
     def on_train_epoch_start(self):
         seed = _setting("seed", -1)
