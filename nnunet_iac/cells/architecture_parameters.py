@@ -2,6 +2,10 @@
 
 Both are named ``nn.Parameter``s of a module of their own, so that they get their own optimizer, are
 saved in checkpoints with everything else, and can be told apart from cell weights by module.
+
+A pruning search strategy masks operations out of some edges (``set_operation_mask``): their weight becomes
+exactly 0 and the softmax is taken over the operations left. The mask is not part of the state_dict (searches
+without pruning keep their checkpoint keys); the strategy that prunes keeps it in its own checkpointed state.
 """
 from __future__ import annotations
 
@@ -18,10 +22,26 @@ class ArchitectureParameters(nn.Module):
         # The paper initializes alpha and beta with ones: every op and every edge starts equally likely.
         self.alpha = nn.Parameter(torch.ones(topology.num_edges, num_operations))
         self.beta = nn.Parameter(torch.ones(topology.num_edges))
+        self.register_buffer("operation_mask", torch.ones(topology.num_edges, num_operations, dtype=torch.bool),
+                             persistent=False)
+        self.masked = False  # a Python flag, so that an unpruned search never checks the mask on the device
+
+    def set_operation_mask(self, mask: torch.Tensor) -> None:
+        """``mask[e, o]`` False removes operation ``o`` from edge ``e``; every edge keeps at least one."""
+        mask = torch.as_tensor(mask, dtype=torch.bool)
+        if mask.shape != self.alpha.shape:
+            raise ValueError(f"An operation mask of shape {tuple(mask.shape)} does not fit alpha's "
+                             f"{tuple(self.alpha.shape)}.")
+        if not bool(mask.any(dim=1).all()):
+            raise ValueError("An operation mask must leave every edge at least one operation.")
+        self.operation_mask.copy_(mask.to(self.operation_mask.device))
+        self.masked = not bool(mask.all())
 
     def operation_weights(self) -> torch.Tensor:
-        """softmax(alpha) over the operations of each edge, shape (edges, ops)."""
-        return torch.softmax(self.alpha, dim=-1)
+        """softmax(alpha) over the operations of each edge (those not masked out), shape (edges, ops)."""
+        if not self.masked:
+            return torch.softmax(self.alpha, dim=-1)
+        return torch.softmax(self.alpha.masked_fill(~self.operation_mask, float("-inf")), dim=-1)
 
     def edge_weights(self) -> torch.Tensor:
         """softmax(beta) over the incoming edges of each intermediate node, shape (edges,)."""

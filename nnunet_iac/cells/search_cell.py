@@ -29,6 +29,8 @@ class PartialChannelEdges(nn.Module):
     channels, so parameter-free operations are computed once for all of them and each operation with
     weights runs as one grouped call over the edges (same result as separate calls, far fewer kernels).
     The zero op contributes nothing to the sum and is not computed; its alpha still acts via the softmax.
+    An operation pruned from every edge of the group (``set_active``) is not computed either: a pruning search
+    gets cheaper as it prunes. (Pruned from only some of the edges, it is computed and weighted 0 there.)
     """
 
     def __init__(self, spec: LayerSpec, channels: int, operation_names: tuple[str, ...], partial_k: int,
@@ -41,7 +43,13 @@ class PartialChannelEdges(nn.Module):
         self.sampled = channels // partial_k
         self.ops = nn.ModuleList(build_operation(name, spec, self.sampled, num_edges) for name in operation_names)
         self.computed = [i for i, name in enumerate(operation_names) if name != ZERO]
+        self.active = list(self.computed)
         self.shared = [not any(True for _ in self.ops[i].parameters()) for i in range(len(self.ops))]
+
+    def set_active(self, operations) -> None:
+        """Compute only these operations (indices; the zero operation is never computed)."""
+        keep = {int(i) for i in operations}
+        self.active = [i for i in self.computed if i in keep]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> list[torch.Tensor]:
         """``weights``: softmax(alpha) of the edges, shape (num_edges, ops); returns one tensor per edge."""
@@ -50,8 +58,8 @@ class PartialChannelEdges(nn.Module):
         grouped_shape = (batch, self.num_edges, self.sampled, *spatial)
         broadcast = (1, self.num_edges, 1, *([1] * len(spatial)))
         repeated = None
-        mixed = 0
-        for i in self.computed:
+        mixed = torch.zeros(grouped_shape, dtype=x.dtype, device=x.device) if not self.active else 0
+        for i in self.active:
             if self.shared[i]:
                 out = self.ops[i](sampled).unsqueeze(1)
             else:
@@ -72,6 +80,13 @@ class SearchCell(CellFrame):
             PartialChannelEdges(spec, width, self.operation_names, partial_k, len(self.targets(src)))
             for src in range(NUM_INPUTS + topology.num_nodes - 1)
         )
+
+    def apply_operation_mask(self, mask: torch.Tensor) -> None:
+        """Compute, for the edges leaving each node, only the operations the mask (edges x ops) leaves on one of
+        them (``ArchitectureParameters.set_operation_mask`` zeroes the rest's weights)."""
+        for src, edges in enumerate(self.sources):
+            rows = [self.topology.edge_offset(node) + src for node in self.targets(src)]
+            edges.set_active(torch.nonzero(torch.as_tensor(mask)[rows].any(dim=0)).flatten().tolist())
 
     def targets(self, src: int) -> range:
         """Intermediate nodes fed by graph node ``src``."""
@@ -94,5 +109,5 @@ class SearchCell(CellFrame):
 
     def feature_map_size(self, spatial_size) -> np.int64:
         voxels = np.prod(spatial_size, dtype=np.int64)
-        per_edge = sum((len(s.computed) + s.partial_k) * s.sampled * s.num_edges for s in self.sources)
+        per_edge = sum((len(s.active) + s.partial_k) * s.sampled * s.num_edges for s in self.sources)
         return super().feature_map_size(spatial_size) + voxels * per_edge

@@ -27,7 +27,8 @@ from nnunet_iac.search.schedules import search_cell_scheduler
 from nnunet_iac.search.history import HISTORY_FILE, EpochRecord, SearchHistory, alpha_entropy, parameter_free_ops
 from nnunet_iac.search.split import load_or_create_split
 from nnunet_iac.search.architecture_step import gradients_only_for
-from nnunet_iac.search.pc_darts import PCDartsStrategy
+from nnunet_iac.search.strategies import STRATEGIES
+from nnunet_iac.nnunet.settings import PREFIX, IACSettings, SettingsError
 from nnunet_iac.search.strategy import StrategyContext
 from nnunet_iac.search.signal_monitor import CellSignalMonitor, describe_signal
 from nnunet_iac.nnunet.trainer_base import IACTrainerBase
@@ -55,14 +56,15 @@ class SearchDiverged(FloatingPointError):
 
 class IACSearchTrainer(IACTrainerBase):
     validation_setting = "search_validation"
-    #: the search algorithm (a SearchStrategy subclass); variants set another one
-    search_strategy_class = PCDartsStrategy
+    #: the search algorithm (a SearchStrategy subclass); None: the one ``nnUNet_IAC_strategy`` names (a variant
+    #: sets ``iac_defaults = {"strategy": ...}`` for a registered one, or a class here for its own)
+    search_strategy_class = None
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = CELL_LR
-        self.strategy = self.search_strategy_class()
+        self.strategy = self.strategy_class()()
         self.signal_monitor = None
         self.dataloader_arch = None
         self.search_split = None
@@ -77,7 +79,19 @@ class IACSearchTrainer(IACTrainerBase):
         that a variant's strategy and setting defaults build its supernet."""
         base = nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                                         num_output_channels, enable_deep_supervision)
-        return cls.search_strategy_class.build_supernet(base, cls.read_settings().cell_options)
+        return cls.strategy_class().build_supernet(base, cls.read_settings().cell_options)
+
+    @classmethod
+    def strategy_class(cls) -> type:
+        """The variant's own ``search_strategy_class``, else the registered strategy the settings name. A variant
+        with its own class refuses an explicit ``nnUNet_IAC_strategy`` (it would be silently ignored)."""
+        if cls.search_strategy_class is None:
+            return STRATEGIES[cls.read_settings().strategy]
+        if "strategy" in IACSettings.explicit():
+            raise SettingsError(f"{cls.__name__} searches with its own strategy "
+                                f"({cls.search_strategy_class.__name__}); unset {PREFIX}strategy, or use "
+                                f"nnUNetTrainerIACSearch with {PREFIX}strategy.")
+        return cls.search_strategy_class
 
     def configure_optimizers(self):
         """Cell weights: SGD lr 0.01, momentum as nnU-Net (see optimizers), with nnUNet_IAC_search_schedule:
@@ -166,9 +180,15 @@ class IACSearchTrainer(IACTrainerBase):
         return self.strategy.current(meta, self.iac_settings.genotype_cell_options())
 
     def on_epoch_end(self):
+        # the strategy's between-epoch change (e.g. pruning) before the epoch is recorded and checkpointed
+        self.strategy.end_epoch(searching=not self.is_warmup)
         if self.local_rank == 0:
             self.record_epoch()
         super().on_epoch_end()
+        if self.strategy.finished() and self.current_epoch < self.num_epochs:
+            self.print_to_log_file(f"The {self.strategy.name} strategy has nothing left to decide (every edge has one "
+                                   f"operation left): stopping the search.")
+            raise SearchConverged()
         stable = self.history.stable_epochs()
         if self.iac_settings.stable_epochs and stable >= self.iac_settings.stable_epochs \
                 and self.current_epoch < self.num_epochs:

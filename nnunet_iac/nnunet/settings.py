@@ -24,6 +24,7 @@ from nnunet_iac.network.builders import CellOptions
 from nnunet_iac.network.implant import MODES
 from nnunet_iac.search.optimizers import RETRAIN_OPTIMIZERS
 from nnunet_iac.search.schedules import SEARCH_SCHEDULES
+from nnunet_iac.search.strategies import DEFAULT_STRATEGY, STRATEGIES
 
 PREFIX = "nnUNet_IAC_"
 #: cell options that shape the cells the search chose among: Stage III must build the same
@@ -81,6 +82,7 @@ class IACSettings:
     arch_lr: float = 0.0
     genotype_epoch: int = -1
     search_schedule: str = "cosine"
+    strategy: str = DEFAULT_STRATEGY
 
     @property
     def cell_options(self) -> CellOptions:
@@ -144,7 +146,7 @@ class IACSettings:
             raise SettingsError(f"{PREFIX}genotype_epoch={self.genotype_epoch} must be a search epoch (0 or more), "
                                 f"or -1 for the search's final genotype.")
         for name, allowed in (("init", INITS), ("retrain_base", RETRAIN_BASE_POLICIES),
-                              ("search_schedule", SEARCH_SCHEDULES)):
+                              ("search_schedule", SEARCH_SCHEDULES), ("strategy", tuple(STRATEGIES))):
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)!r} is not allowed; use one of "
                                     f"{', '.join(allowed)}.")

@@ -73,6 +73,14 @@ class SearchStrategy(ABC):
         """The genotype the architecture stands for now, with ``meta`` (and the strategy's name) in it and the
         ``cell_options`` the supernet was built with (Stage III builds its cells from them)."""
 
+    def end_epoch(self, searching: bool) -> None:
+        """Called once at the end of every epoch, before it is recorded and checkpointed (``searching`` is False
+        in warm-up): where a strategy changes the search space between epochs, e.g. prunes operations."""
+
+    def finished(self) -> bool:
+        """True when the strategy has nothing left to decide; the trainer then ends the search."""
+        return False
+
     def epoch_fields(self) -> dict[str, float]:
         """Numbers of the strategy's own for this epoch's history row (``strategy_fields``; none by default:
         the trainer records losses, alpha entropy and the gradient signal for every strategy)."""

@@ -1,0 +1,156 @@
+"""Progressive operation pruning by stability (the idea of the IAC authors' IAC-LTH), as a search strategy.
+
+IAC-LTH (arXiv 2604.14849) observed that the operations a full IAC search ends with are among the strongest
+early on and that each edge's operation-importance distribution settles long before the last epoch; it tests
+per edge whether the distribution has stopped changing (a Jensen-Shannon divergence between successive
+distributions) and prunes low-importance operations progressively, reporting the full search's Dice at
+3.7-16x less search time. The paper's exact thresholds are not public in a form we could use, so this module
+states its own rule, written from that description:
+
+- an edge's **importance distribution** is softmax(alpha) over its remaining non-``zero`` operations;
+- after every search epoch (not warm-up), its **JS divergence** (base 2, between 0 and 1) to the previous
+  epoch's distribution; the edge is **stable** after ``window`` consecutive epochs under ``js_threshold``;
+- a stable edge, once ``min_search_epochs`` search epochs have run, **keeps the top half** of its remaining
+  operations (rounded up; 7 -> 4 -> 2 -> 1) and starts counting again;
+- the search is **finished** when every edge has one operation left (the genotype's operations are fixed;
+  the edges are chosen by beta as before). The trainer then stops.
+
+``zero`` is never pruned: it is never computed, and its alpha scales the edge as in PC-DARTS. Pruned
+operations get weight 0 (alpha's softmax over the rest), and an operation pruned from every edge that
+leaves a node is not computed any more, so iterations get cheaper as the search prunes. The mask, the
+previous distributions and the stability counts are the strategy's checkpointed state: a search continued
+with ``--c`` prunes exactly as the uninterrupted one. Every epoch's row of ``search_history.json`` has
+``strategy_fields``: operations left, edges pruned this epoch, the JS divergences (median and max).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnunet_iac.cells.operations import ZERO
+from nnunet_iac.network.implant import implanted_decoder
+from nnunet_iac.search.pc_darts import PCDartsStrategy
+
+#: JS divergence (bits) under which an edge's distribution counts as unchanged from one epoch to the next
+JS_THRESHOLD = 5e-3
+#: consecutive unchanged epochs before an edge is pruned
+WINDOW = 2
+#: search epochs (after warm-up) before anything is pruned
+MIN_SEARCH_EPOCHS = 2
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence of two distributions over the same outcomes, in bits (0 = equal, 1 = disjoint)."""
+    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        nonzero = a > 0
+        return float(np.sum(a[nonzero] * np.log2(a[nonzero] / m[nonzero])))
+
+    return max(0.0, (kl(p) + kl(q)) / 2)
+
+
+def keep_top_half(importance: np.ndarray, active: list[int]) -> list[int]:
+    """The ceil(n/2) most important of the ``active`` operations (ties to the lower index)."""
+    ranked = sorted(active, key=lambda i: (-importance[i], i))
+    return sorted(ranked[:math.ceil(len(active) / 2)])
+
+
+class ProgressivePruningStrategy(PCDartsStrategy):
+    """PC-DARTS' architecture steps, with stable edges' weakest operations pruned after each search epoch."""
+
+    name = "lth"
+    js_threshold = JS_THRESHOLD
+    window = WINDOW
+    min_search_epochs = MIN_SEARCH_EPOCHS
+
+    def __init__(self):
+        super().__init__()
+        self.mask = None          # (edges, ops) bool: operations left on each edge
+        self.previous = None      # (edges, ops) float: last epoch's importance (0 where pruned)
+        self.stable = None        # (edges,) int: consecutive epochs under the threshold
+        self.search_epochs = 0
+        self.last_epoch = {}
+
+    def setup(self, network: nn.Module, context) -> None:
+        super().setup(network, context)
+        architecture = implanted_decoder(network).iac_architecture
+        names = implanted_decoder(network).iac_cells[0].operation_names
+        self.mask = torch.ones_like(architecture.alpha, dtype=torch.bool).cpu()
+        self.zero_columns = [i for i, name in enumerate(names) if name == ZERO]
+        self.stable = np.zeros(self.mask.shape[0], dtype=int)
+
+    def importance(self) -> np.ndarray:
+        """Per edge, softmax(alpha) over its remaining non-zero operations (0 elsewhere)."""
+        alpha = implanted_decoder(self.network).iac_architecture.alpha.detach().float().cpu().numpy()
+        candidates = self.mask.numpy().copy()
+        candidates[:, self.zero_columns] = False
+        shifted = np.where(candidates, alpha - alpha.max(axis=1, keepdims=True), -np.inf)
+        weights = np.exp(shifted)
+        return weights / weights.sum(axis=1, keepdims=True)
+
+    def active(self, edge: int) -> list[int]:
+        return [i for i in range(self.mask.shape[1]) if bool(self.mask[edge, i]) and i not in self.zero_columns]
+
+    def end_epoch(self, searching: bool) -> None:
+        if not searching or self.finished():
+            self.last_epoch = {}
+            return
+        self.search_epochs += 1
+        now = self.importance()
+        divergences, pruned = [], 0
+        for edge in range(now.shape[0]):
+            active = self.active(edge)
+            if len(active) <= 1:
+                continue
+            if self.previous is not None:
+                js = js_divergence(now[edge, active], self.previous[edge, active])
+                divergences.append(js)
+                self.stable[edge] = self.stable[edge] + 1 if js < self.js_threshold else 0
+            if self.stable[edge] >= self.window and self.search_epochs >= self.min_search_epochs:
+                keep = set(keep_top_half(now[edge], active))
+                for i in active:
+                    if i not in keep:
+                        self.mask[edge, i] = False
+                self.stable[edge] = 0
+                pruned += 1
+        self.apply_mask()
+        self.previous = self.importance()
+        self.last_epoch = {"operations_left": float(sum(len(self.active(e)) for e in range(self.mask.shape[0]))),
+                           "edges_pruned": float(pruned),
+                           "js_median": float(np.median(divergences)) if divergences else float("nan"),
+                           "js_max": float(np.max(divergences)) if divergences else float("nan")}
+
+    def apply_mask(self) -> None:
+        decoder = implanted_decoder(self.network)
+        decoder.iac_architecture.set_operation_mask(self.mask)
+        for cell in decoder.iac_cells:
+            cell.apply_operation_mask(self.mask)
+
+    def finished(self) -> bool:
+        return self.mask is not None and all(len(self.active(e)) == 1 for e in range(self.mask.shape[0]))
+
+    def epoch_fields(self) -> dict[str, float]:
+        return dict(self.last_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "pruning": {
+            "mask": self.mask.tolist(), "previous": None if self.previous is None else self.previous.tolist(),
+            "stable": self.stable.tolist(), "search_epochs": self.search_epochs}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        pruning = state.get("pruning")
+        if not pruning:
+            return
+        self.mask = torch.tensor(pruning["mask"], dtype=torch.bool)
+        self.previous = None if pruning["previous"] is None else np.array(pruning["previous"], dtype=float)
+        self.stable = np.array(pruning["stable"], dtype=int)
+        self.search_epochs = int(pruning["search_epochs"])
+        self.apply_mask()
