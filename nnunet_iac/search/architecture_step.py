@@ -32,7 +32,7 @@ def gradients_only_for(trainable, frozen):
             p.requires_grad_(flag)
 
 
-def _to_device(x, device):
+def to_device(x, device):
     if isinstance(x, list):
         return [i.to(device, non_blocking=True) for i in x]
     return x.to(device, non_blocking=True)
@@ -56,7 +56,7 @@ def architecture_step(network, loss_fn, batch: dict, optimizer: torch.optim.Opti
     ``on_gradients`` is called after the backward pass with the true (unscaled) gradients in ``.grad``,
     before the step, also for a step the scaler then skips (its gradients are not all finite).
     """
-    data, target = _to_device(batch["data"], device), _to_device(batch["target"], device)
+    data, target = to_device(batch["data"], device), to_device(batch["target"], device)
     optimizer.zero_grad(set_to_none=True)
     with mixed_precision(device):
         loss = loss_fn(network(data), target)

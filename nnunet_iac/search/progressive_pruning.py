@@ -28,12 +28,10 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from nnunet_iac.cells.operations import ZERO
 from nnunet_iac.network.implant import implanted_decoder
-from nnunet_iac.search.pc_darts import PCDartsStrategy
+from nnunet_iac.search.operation_pruning import OperationPruningStrategy
 
 #: JS divergence (bits) under which an edge's distribution counts as unchanged from one epoch to the next
 JS_THRESHOLD = 5e-3
@@ -62,7 +60,7 @@ def keep_top_half(importance: np.ndarray, active: list[int]) -> list[int]:
     return sorted(ranked[:math.ceil(len(active) / 2)])
 
 
-class ProgressivePruningStrategy(PCDartsStrategy):
+class ProgressivePruningStrategy(OperationPruningStrategy):
     """PC-DARTS' architecture steps, with stable edges' weakest operations pruned after each search epoch."""
 
     name = "lth"
@@ -72,19 +70,12 @@ class ProgressivePruningStrategy(PCDartsStrategy):
 
     def __init__(self):
         super().__init__()
-        self.mask = None          # (edges, ops) bool: operations left on each edge
         self.previous = None      # (edges, ops) float: last epoch's importance (0 where pruned)
         self.stable = None        # (edges,) int: consecutive epochs under the threshold
-        self.search_epochs = 0
-        self.last_epoch = {}
 
     def setup(self, network: nn.Module, context) -> None:
         super().setup(network, context)
-        architecture = implanted_decoder(network).iac_architecture
-        names = implanted_decoder(network).iac_cells[0].operation_names
-        self.mask = torch.ones_like(architecture.alpha, dtype=torch.bool).cpu()
-        self.zero_columns = [i for i, name in enumerate(names) if name == ZERO]
-        self.stable = np.zeros(self.mask.shape[0], dtype=int)
+        self.stable = np.zeros(self.num_edges, dtype=int)
 
     def importance(self) -> np.ndarray:
         """Per edge, softmax(alpha) over its remaining non-zero operations (0 elsewhere)."""
@@ -95,9 +86,6 @@ class ProgressivePruningStrategy(PCDartsStrategy):
         weights = np.exp(shifted)
         return weights / weights.sum(axis=1, keepdims=True)
 
-    def active(self, edge: int) -> list[int]:
-        return [i for i in range(self.mask.shape[1]) if bool(self.mask[edge, i]) and i not in self.zero_columns]
-
     def end_epoch(self, searching: bool) -> None:
         if not searching or self.finished():
             self.last_epoch = {}
@@ -105,7 +93,7 @@ class ProgressivePruningStrategy(PCDartsStrategy):
         self.search_epochs += 1
         now = self.importance()
         divergences, pruned = [], 0
-        for edge in range(now.shape[0]):
+        for edge in range(self.num_edges):
             active = self.active(edge)
             if len(active) <= 1:
                 continue
@@ -115,42 +103,18 @@ class ProgressivePruningStrategy(PCDartsStrategy):
                 self.stable[edge] = self.stable[edge] + 1 if js < self.js_threshold else 0
             if self.stable[edge] >= self.window and self.search_epochs >= self.min_search_epochs:
                 keep = set(keep_top_half(now[edge], active))
-                for i in active:
-                    if i not in keep:
-                        self.mask[edge, i] = False
+                self.prune(edge, [i for i in active if i not in keep])
                 self.stable[edge] = 0
                 pruned += 1
         self.apply_mask()
         self.previous = self.importance()
-        self.last_epoch = {"operations_left": float(sum(len(self.active(e)) for e in range(self.mask.shape[0]))),
-                           "edges_pruned": float(pruned),
+        self.last_epoch = {"operations_left": float(self.operations_left()), "edges_pruned": float(pruned),
                            "js_median": float(np.median(divergences)) if divergences else float("nan"),
                            "js_max": float(np.max(divergences)) if divergences else float("nan")}
 
-    def apply_mask(self) -> None:
-        decoder = implanted_decoder(self.network)
-        decoder.iac_architecture.set_operation_mask(self.mask)
-        for cell in decoder.iac_cells:
-            cell.apply_operation_mask(self.mask)
+    def pruning_state(self) -> dict[str, Any]:
+        return {"previous": None if self.previous is None else self.previous.tolist(), "stable": self.stable.tolist()}
 
-    def finished(self) -> bool:
-        return self.mask is not None and all(len(self.active(e)) == 1 for e in range(self.mask.shape[0]))
-
-    def epoch_fields(self) -> dict[str, float]:
-        return dict(self.last_epoch)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "pruning": {
-            "mask": self.mask.tolist(), "previous": None if self.previous is None else self.previous.tolist(),
-            "stable": self.stable.tolist(), "search_epochs": self.search_epochs}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        pruning = state.get("pruning")
-        if not pruning:
-            return
-        self.mask = torch.tensor(pruning["mask"], dtype=torch.bool)
-        self.previous = None if pruning["previous"] is None else np.array(pruning["previous"], dtype=float)
-        self.stable = np.array(pruning["stable"], dtype=int)
-        self.search_epochs = int(pruning["search_epochs"])
-        self.apply_mask()
+    def load_pruning_state(self, state: dict[str, Any]) -> None:
+        self.previous = None if state["previous"] is None else np.array(state["previous"], dtype=float)
+        self.stable = np.array(state["stable"], dtype=int)
