@@ -1,4 +1,4 @@
-"""The pruning strategy through nnU-Net's own command (issue 16): chosen by nnUNet_IAC_strategy, recorded, and the
+"""The pruning strategies through nnU-Net's own command (issue 16): chosen by nnUNet_IAC_strategy, recorded, and the
 search stops once every edge has one operation left."""
 import json
 from pathlib import Path
@@ -10,20 +10,22 @@ from nnunet_iac.nnunet.checkpointing import safe_load
 
 
 @pytest.mark.integration
-def test_an_lth_search_prunes_to_one_operation_per_edge_and_stops_before_its_last_epoch(workspace):
+@pytest.mark.parametrize("strategy", ["lth", "shapley"])
+def test_a_pruning_search_prunes_to_one_operation_per_edge_and_stops_before_its_last_epoch(workspace, strategy):
     from nnunet_workspace import DATASET, DATASET_ID
 
+    plans_name = f"nnUNetPlans{strategy.upper()}"
     preprocessed = Path(workspace.env["nnUNet_preprocessed"]) / DATASET
     plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
-    (preprocessed / "nnUNetPlansLTH.json").write_text(json.dumps({**plans, "plans_name": "nnUNetPlansLTH"}))
+    (preprocessed / f"{plans_name}.json").write_text(json.dumps({**plans, "plans_name": plans_name}))
     base = workspace.train_base("2d")
-    env = {"nnUNet_IAC_base": str(base), "nnUNet_IAC_strategy": "lth", "nnUNet_IAC_epochs": "14",
+    env = {"nnUNet_IAC_base": str(base), "nnUNet_IAC_strategy": strategy, "nnUNet_IAC_epochs": "14",
            "nnUNet_IAC_warmup_epochs": "1", "nnUNet_IAC_iterations_per_epoch": "2",
            "nnUNet_IAC_val_iterations_per_epoch": "1", "nnUNet_IAC_stable_epochs": "0",
            "nnUNet_IAC_search_validation": "0"}
-    workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerIACSearch", "-p", "nnUNetPlansLTH",
+    workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerIACSearch", "-p", plans_name,
                   "-device", "cpu", env=env)
-    search = workspace.results / "nnUNetTrainerIACSearch__nnUNetPlansLTH__2d" / "fold_0"
+    search = workspace.results / f"nnUNetTrainerIACSearch__{plans_name}__2d" / "fold_0"
     history = json.loads((search / "search_history.json").read_text())
     pruning = [row["strategy_fields"] for row in history if row["phase"] == "search"]
     edges = len(history[0]["op_weights"])
@@ -32,7 +34,7 @@ def test_an_lth_search_prunes_to_one_operation_per_edge_and_stops_before_its_las
     assert len(history) < 14  # stopped early: nothing left to decide
     # pruned operations have weight 0 in the last recorded epoch: at most 'zero' and one other per edge
     assert all(sum(w > 0 for w in row) <= 2 for row in history[-1]["op_weights"])
-    assert json.loads((search / "iac_settings.json").read_text())["strategy"] == "lth"
-    assert Genotype.load(search / "genotype.json").meta["strategy"] == "lth"
+    assert json.loads((search / "iac_settings.json").read_text())["strategy"] == strategy
+    assert Genotype.load(search / "genotype.json").meta["strategy"] == strategy
     state = safe_load(search / "checkpoint_final.pth")["iac"]["strategy"]
-    assert state["name"] == "lth" and sum(map(sum, state["state"]["pruning"]["mask"])) == 2 * edges  # + 'zero'
+    assert state["name"] == strategy and sum(map(sum, state["state"]["pruning"]["mask"])) == 2 * edges  # + 'zero'
