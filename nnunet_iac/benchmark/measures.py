@@ -37,6 +37,13 @@ def seconds_per_iteration(checkpoint: dict, iterations_per_epoch: int, first_epo
     return statistics.median(seconds) / iterations_per_epoch if seconds else None
 
 
+def mean_seconds_per_iteration(checkpoint: dict, iterations_per_epoch: int, first_epoch: int = 0) -> float | None:
+    """Mean epoch time / iterations over every epoch from ``first_epoch`` on: for a pruning search, whose
+    iterations get cheaper as it prunes, the mean is what the whole search cost (issue 16), the median is not."""
+    seconds = epoch_seconds(checkpoint)[first_epoch:]
+    return statistics.mean(seconds) / iterations_per_epoch if seconds else None
+
+
 def search_epochs_run(search_fold: Path) -> dict[str, int]:
     """Warm-up and search epochs the search actually ran (from search_history.json)."""
     history = json.loads((search_fold / "search_history.json").read_text())

@@ -324,6 +324,7 @@ class Benchmark:
         iterations = self.budget.iterations_per_epoch
         base_iteration = measures.seconds_per_iteration(base_ckpt, iterations)
         search_iteration = measures.seconds_per_iteration(search_ckpt, iterations, self.budget.warmup_epochs)
+        search_iteration_mean = measures.mean_seconds_per_iteration(search_ckpt, iterations, self.budget.warmup_epochs)
         stages = {name: {"seconds": r.seconds, "peak_memory_bytes": r.peak_memory_bytes, "command": r.command}
                   for name, r in runner.results.items()}
         base_memory = stages["base training"]["peak_memory_bytes"]
@@ -349,6 +350,9 @@ class Benchmark:
             "search_iteration": _ratio("search iteration / base training iteration (equal batch)",
                                        search_iteration, base_iteration, TARGETS["search_iteration"],
                                        "median epoch time / iterations, nnU-Net's epoch timestamps"),
+            "search_iteration_mean": _ratio("mean search iteration over the whole search / base training iteration",
+                                            search_iteration_mean, base_iteration, TARGETS["search_iteration"],
+                                            "mean epoch time / iterations over every search epoch after warm-up"),
             "search_memory": _ratio("peak memory search / base training", search_memory, base_memory,
                                     TARGETS["search_memory"], "peak RSS of the stage's process tree"),
             "predict_time": _ratio("nnUNetv2_predict time IAC / base", stages[f"predict ({iac.name})"]

@@ -44,7 +44,7 @@ def test_smoke_results_have_every_arm_set_ratio_and_the_genotype(smoke):
             dice = results["dice"][arm][case_set]
             assert 0.0 <= dice["mean"] <= 1.0 and {"class 1 (dim)", "class 2 (bright)"} <= set(dice)
     assert results["sets"]["test"]["cases"] == 2 and results["sets"]["validation"]["cases"] == 2
-    for name in ("search_iteration", "search_memory", "predict_time"):
+    for name in ("search_iteration", "search_iteration_mean", "search_memory", "predict_time"):
         assert results["ratios"][name]["value"] > 0 and "target" in results["ratios"][name]
     Genotype.from_dict(results["genotype"])
     params = results["parameters"]
@@ -254,6 +254,7 @@ def test_seconds_per_iteration_leaves_out_the_first_epoch_and_the_warmup():
     log = {"epoch_start_timestamps": [0, 100, 110, 122, 152], "epoch_end_timestamps": [100, 110, 122, 152, 192]}
     checkpoint = {"logging": log}
     assert measures.seconds_per_iteration(checkpoint, 10) == pytest.approx(2.1)  # median of 10, 12, 30, 40 s
+    assert measures.mean_seconds_per_iteration(checkpoint, 10, 2) == pytest.approx(82 / 3 / 10)  # 12, 30, 40 s
     assert measures.seconds_per_iteration(checkpoint, 10, first_epoch=2) == pytest.approx(3.0)
 
 
