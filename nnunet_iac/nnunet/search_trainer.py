@@ -101,7 +101,9 @@ class IACSearchTrainer(IACTrainerBase):
 
     def initialize(self):
         super().initialize()
-        self.strategy.setup(unwrap(self.network), StrategyContext(self.device, self.iac_settings.arch_lr))
+        self.strategy.setup(unwrap(self.network), StrategyContext(
+            self.device, self.iac_settings.arch_lr, options=self.iac_settings.to_dict(),
+            patch_size=tuple(self.configuration_manager.patch_size), output_folder=Path(self.output_folder)))
         self.signal_monitor = CellSignalMonitor(unwrap(self.network))
 
     @property

@@ -24,6 +24,8 @@ from nnunet_iac.network.builders import CellOptions
 from nnunet_iac.network.implant import MODES
 from nnunet_iac.search.optimizers import RETRAIN_OPTIMIZERS
 from nnunet_iac.search.schedules import SEARCH_SCHEDULES
+from nnunet_iac.search.cost_aware import COST_FORMS
+from nnunet_iac.search.operation_costs import MEASURES
 from nnunet_iac.search.strategies import DEFAULT_STRATEGY, STRATEGIES
 
 PREFIX = "nnUNet_IAC_"
@@ -83,6 +85,9 @@ class IACSettings:
     genotype_epoch: int = -1
     search_schedule: str = "cosine"
     strategy: str = DEFAULT_STRATEGY
+    cost_lambda: float = 0.1
+    cost_measure: str = "latency"
+    cost_form: str = "additive"
 
     @property
     def cell_options(self) -> CellOptions:
@@ -138,6 +143,9 @@ class IACSettings:
         for name, low in minimum.items():
             if getattr(self, name) < low:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be >= {low}.")
+        if not 0 <= self.cost_lambda < float("inf"):
+            raise SettingsError(f"{PREFIX}cost_lambda={self.cost_lambda} must be 0 (no cost term) or a positive "
+                                f"weight of the expected cost in the architecture loss.")
         for name in ("retrain_lr", "retrain_base_lr", "arch_lr"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be a positive learning rate, or 0 "
@@ -146,7 +154,8 @@ class IACSettings:
             raise SettingsError(f"{PREFIX}genotype_epoch={self.genotype_epoch} must be a search epoch (0 or more), "
                                 f"or -1 for the search's final genotype.")
         for name, allowed in (("init", INITS), ("retrain_base", RETRAIN_BASE_POLICIES),
-                              ("search_schedule", SEARCH_SCHEDULES), ("strategy", tuple(STRATEGIES))):
+                              ("search_schedule", SEARCH_SCHEDULES), ("strategy", tuple(STRATEGIES)),
+                              ("cost_measure", MEASURES), ("cost_form", COST_FORMS)):
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)!r} is not allowed; use one of "
                                     f"{', '.join(allowed)}.")

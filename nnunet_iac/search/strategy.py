@@ -15,8 +15,9 @@ scaler, which must go into checkpoints with nnU-Net's own state and come back on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -27,9 +28,14 @@ from nnunet_iac.network.builders import CellOptions
 
 @dataclass(frozen=True)
 class StrategyContext:
-    """What the trainer tells a strategy when the network exists: where it runs and its settings."""
+    """What the trainer tells a strategy when the network exists: where it runs and its settings (``options``:
+    every ``nnUNet_IAC_*`` setting by name, for strategies with settings of their own), the training patch size
+    and the fold folder (for what a strategy measures once and caches)."""
     device: torch.device
     arch_lr: float = 0.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+    patch_size: tuple | None = None
+    output_folder: Path | None = None
 
 
 @dataclass

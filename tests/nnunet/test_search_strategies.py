@@ -1,5 +1,5 @@
-"""The pruning strategies through nnU-Net's own command (issue 16): chosen by nnUNet_IAC_strategy, recorded, and the
-search stops once every edge has one operation left."""
+"""The search strategies through nnU-Net's own command (issues 16, 18): chosen by nnUNet_IAC_strategy, recorded; the
+pruning ones stop once every edge has one operation left, the cost-aware one records its expected cost."""
 import json
 from pathlib import Path
 
@@ -38,3 +38,24 @@ def test_a_pruning_search_prunes_to_one_operation_per_edge_and_stops_before_its_
     assert Genotype.load(search / "genotype.json").meta["strategy"] == strategy
     state = safe_load(search / "checkpoint_final.pth")["iac"]["strategy"]
     assert state["name"] == strategy and sum(map(sum, state["state"]["pruning"]["mask"])) == 2 * edges  # + 'zero'
+
+
+@pytest.mark.integration
+def test_a_cost_aware_search_measures_its_operations_and_records_its_expected_cost(workspace):
+    from nnunet_workspace import DATASET, DATASET_ID
+
+    preprocessed = Path(workspace.env["nnUNet_preprocessed"]) / DATASET
+    plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
+    (preprocessed / "nnUNetPlansCost.json").write_text(json.dumps({**plans, "plans_name": "nnUNetPlansCost"}))
+    env = {"nnUNet_IAC_base": str(workspace.train_base("2d")), "nnUNet_IAC_strategy": "cost",
+           "nnUNet_IAC_cost_measure": "parameters", "nnUNet_IAC_epochs": "3", "nnUNet_IAC_warmup_epochs": "1",
+           "nnUNet_IAC_iterations_per_epoch": "2", "nnUNet_IAC_val_iterations_per_epoch": "1",
+           "nnUNet_IAC_search_validation": "0"}
+    workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerIACSearch", "-p", "nnUNetPlansCost",
+                  "-device", "cpu", env=env)
+    search = workspace.results / "nnUNetTrainerIACSearch__nnUNetPlansCost__2d" / "fold_0"
+    costs = json.loads((search / "operation_costs.json").read_text())
+    assert costs["key"]["device"] == "cpu" and len(costs["rows"]) > 0
+    history = json.loads((search / "search_history.json").read_text())
+    assert all(0 < row["strategy_fields"]["expected_cost"] < 1 for row in history if row["phase"] == "search")
+    assert Genotype.load(search / "genotype.json").meta["strategy"] == "cost"
