@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "nnUNet_IAC_seed on the same base, counted together")
     select.add_argument("--device", default="cuda", choices=["cuda", "cpu", "mps"], help="as nnUNetv2_train -device")
     select.set_defaults(func=_select)
+    front = sub.add_parser("pareto", help="genotypes of several searches (e.g. a cost_lambda sweep) as accuracy and "
+                                          "cost points: the Pareto front and the best one within your limits")
+    front.add_argument("searches", nargs="+", help="search fold folders (each with genotype.json, "
+                                                    "search_history.json and operation_costs.json)")
+    front.add_argument("-o", "--output", default=".", help="folder for pareto.json and pareto.png (default .)")
+    front.add_argument("--max-latency-ms", type=float, help="largest added latency (ms at batch 1) to choose")
+    front.add_argument("--max-added-parameters", type=int, help="most added parameters to choose")
+    front.set_defaults(func=_pareto)
     demo = sub.add_parser("demo", help="the whole loop on a small synthetic dataset through nnU-Net's commands "
                                        "(CPU, about 10 minutes)")
     demo.add_argument("--folder", default="nnunet_iac_demo", help="where every file of the demo goes")
@@ -132,6 +140,20 @@ def _delegate(command: str, argv: list[str]) -> int:
         return benchmark(argv)
     from nnunet_iac.benchmark.paired_statistics import main as stats
     stats(argv)
+    return 0
+
+
+def _pareto(args) -> int:
+    from nnunet_iac.selection.pareto import pareto
+
+    record = pareto(args.searches, args.output, args.max_latency_ms, args.max_added_parameters)
+    points = {p["name"]: p for p in record["points"]}
+    print("| search | score | added parameters | added latency (ms) | front |")
+    print("|---|---|---|---|---|")
+    for name, p in points.items():
+        mark = "chosen" if name == record["chosen"] else ("yes" if name in record["front"] else "")
+        print(f"| {name} | {p['score']:.4f} | {p['added_parameters']:,} | {p['latency_ms']:.2f} | {mark} |")
+    print(f"score: {record['points'][0]['score_source']}; written: {args.output}/pareto.json and pareto.png")
     return 0
 
 
