@@ -179,16 +179,12 @@ class ArmRunner:
         env = {**self.iac_settings, "nnUNet_IAC_seed": str(seed), "nnUNet_IAC_save_every": SAVE_EVERY}
         return self.runner.run("select genotype", *command, env=env)
 
-    def retrain_selected(self, seed: int, genotype_file: Path):
+    def retrain_genotype(self, stage: str, arm: Arm, seed: int, genotype_file: Path):
+        """Stage III of a given genotype (the selected one, a random draw), with the IAC arm's budget and
+        settings and the seed's cell init."""
         env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0",
                "nnUNet_IAC_genotype": str(genotype_file)}
-        return self.train("retrain selected genotype", selected_arm(self.regime), env)
-
-    def retrain_random(self, seed: int, genotype_file: Path):
-        """Stage III of a drawn genotype, with the IAC arm's budget and settings and the seed's cell init."""
-        env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0",
-               "nnUNet_IAC_genotype": str(genotype_file)}
-        return self.train(f"retrain random genotype (seed {seed})", random_arm(seed, self.regime), env)
+        return self.train(stage, arm, env)
 
     def control_epochs(self, batches: int) -> int:
         """Whole epochs covering ``batches`` training batches (rounded up: generous to the control)."""

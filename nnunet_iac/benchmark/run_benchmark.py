@@ -234,7 +234,8 @@ class Benchmark:
         if self.args.select:
             arms.select(self.seeds[0], self.seeds[1:], self.args.select)
             write_plans_copy(self.preprocessed, selected_plans_name())
-            arms.retrain_selected(self.seeds[0], self.selection_folder() / SELECTED_FILE)
+            arms.retrain_genotype("retrain selected genotype", selected_arm(self.regime), self.seeds[0],
+                                  self.selection_folder() / SELECTED_FILE)
         search_epochs = measures.search_epochs_run(search_arm(self.seeds[0], self.regime).fold(self.results))
         batches = measures.iac_batches(search_epochs, self.budget.retrain_epochs, self.budget.iterations_per_epoch)
         batches["control_epochs"] = arms.control_epochs(batches["batches"])
@@ -244,7 +245,8 @@ class Benchmark:
         for seed in self.random_seeds:
             write_plans_copy(self.preprocessed, random_plans_name(seed))
             genotype_file = self.draw_random_genotype(runner, seed)
-            arms.retrain_random(seed, genotype_file)
+            arms.retrain_genotype(f"retrain random genotype (seed {seed})", random_arm(seed, self.regime), seed,
+                                  genotype_file)
 
         raw_json = json.loads((self.raw / "dataset.json").read_text())
         sets = [validation, test]
@@ -252,11 +254,12 @@ class Benchmark:
         for arm in self.evaluated_arms():
             arms.predict(arm, sets, raw_json, self.predictions)
             dice[arm.name] = {s.name: arms.evaluate(arm, s, raw_json, self.predictions) for s in sets}
-        results = self.collect(runner, dice, batches, config, validation, test, given_test is not None)
+        cases = self.cases()
+        results = self.collect(runner, dice, batches, config, validation, test, given_test is not None, cases)
         results["total_seconds"] = time.time() - started if not self.args.resume else \
             sum(s["seconds"] for s in results["stages"].values())
         write_results(self.out, results)
-        write_dice_figure(self.out / "dice.png", self.cases(), f"{self.source.name}, {CONFIGURATION}, fold {FOLD}")
+        write_dice_figure(self.out / "dice.png", cases, f"{self.source.name}, {CONFIGURATION}, fold {FOLD}")
         runner.note(f"results: {self.out / 'results.md'} and results.json")
         return results
 
@@ -305,13 +308,11 @@ class Benchmark:
         return path
 
     def cases(self) -> dict:
+        """Per-case Dice of every arm this run was asked for (the seeds of this run, not older ones), read once
+        from nnU-Net's evaluation files for the paired statistics and the figure."""
         return {arm.name: arm_cases(self.predictions, arm.name) for arm in self.evaluated_arms()}
 
-    def paired(self) -> dict:
-        """Per-case paired differences of this run's arms (the seeds it was asked for, not older ones)."""
-        return paired_comparisons(self.cases())
-
-    def collect(self, runner, dice, batches, config, validation, test, test_given) -> dict:
+    def collect(self, runner, dice, batches, config, validation, test, test_given, cases) -> dict:
         first = self.seeds[0]
         # weights-only reads: never run code stored in a checkpoint
         base, iac, search = base_arm(self.regime), iac_arm(first, self.regime), search_arm(first, self.regime)
@@ -385,7 +386,7 @@ class Benchmark:
             "genotype": seeds[str(first)]["genotype"],
             "iac_seeds": seeds,
             "genotype_agreement": measures.genotype_agreement(genotypes),
-            "paired": self.paired(),
+            "paired": paired_comparisons(cases),
             "iac_dice_spread": {s: measures.spread([r["dice"][s]["mean"] for r in seeds.values()])
                                 for s in ("validation", "test")},
             "parameters": parameters,

@@ -39,6 +39,7 @@ class CostAwareStrategy(PCDartsStrategy):
         self.lam = 0.0
         self.form = "additive"
         self.seen = []
+        self.last_epoch = {}
 
     def setup(self, network: nn.Module, context) -> None:
         super().setup(network, context)
@@ -72,7 +73,10 @@ class CostAwareStrategy(PCDartsStrategy):
         return super().architecture_update(model, lambda out, target: self.penalised(loss_fn(out, target)),
                                            next_batch, on_gradients)
 
-    def epoch_fields(self) -> dict[str, float]:
-        fields = {"expected_cost": float(sum(self.seen) / len(self.seen))} if self.seen else {}
+    def end_epoch(self, searching: bool) -> None:
+        """The epoch's mean expected cost (over its architecture steps) for its history row."""
+        self.last_epoch = {"expected_cost": float(sum(self.seen) / len(self.seen))} if self.seen else {}
         self.seen = []
-        return fields
+
+    def epoch_fields(self) -> dict[str, float]:
+        return dict(self.last_epoch)

@@ -48,11 +48,13 @@ class OperationPruningStrategy(PCDartsStrategy):
         for i in operations:
             self.mask[edge, i] = False
 
-    def apply_mask(self) -> None:
+    def apply_mask(self, mask: torch.Tensor | None = None) -> None:
+        """Put ``mask`` (default: the strategy's own) into the supernet's weights and cells."""
+        mask = self.mask if mask is None else mask
         decoder = implanted_decoder(self.network)
-        decoder.iac_architecture.set_operation_mask(self.mask)
+        decoder.iac_architecture.set_operation_mask(mask)
         for cell in decoder.iac_cells:
-            cell.apply_operation_mask(self.mask)
+            cell.apply_operation_mask(mask)
 
     def finished(self) -> bool:
         return self.mask is not None and all(len(self.active(e)) == 1 for e in range(self.num_edges))

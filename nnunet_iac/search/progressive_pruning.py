@@ -78,13 +78,11 @@ class ProgressivePruningStrategy(OperationPruningStrategy):
         self.stable = np.zeros(self.num_edges, dtype=int)
 
     def importance(self) -> np.ndarray:
-        """Per edge, softmax(alpha) over its remaining non-zero operations (0 elsewhere)."""
-        alpha = implanted_decoder(self.network).iac_architecture.alpha.detach().float().cpu().numpy()
-        candidates = self.mask.numpy().copy()
-        candidates[:, self.zero_columns] = False
-        shifted = np.where(candidates, alpha - alpha.max(axis=1, keepdims=True), -np.inf)
-        weights = np.exp(shifted)
-        return weights / weights.sum(axis=1, keepdims=True)
+        """Per edge, softmax(alpha) over its remaining non-zero operations (0 elsewhere): the supernet's own
+        masked operation weights without ``zero``, renormalised."""
+        weights = implanted_decoder(self.network).iac_architecture.operation_weights().detach().double().cpu()
+        weights[:, self.zero_columns] = 0
+        return (weights / weights.sum(dim=1, keepdim=True)).numpy()
 
     def end_epoch(self, searching: bool) -> None:
         if not searching or self.finished():

@@ -129,20 +129,13 @@ class ShapleyPruningStrategy(OperationPruningStrategy):
                     trial[edge, self.zero_columns] = True
                     for i in coalition:
                         trial[edge, i] = True
-                    self.apply_mask_of(trial)
+                    self.apply_mask(trial)
                     return -float(loss_fn(model(data), target))
 
                 for operation, phi in shapley_values(active, value, self.permutations, rng).items():
                     values[edge, operation] = phi
         self.apply_mask()
         return values
-
-    def apply_mask_of(self, mask: torch.Tensor) -> None:
-        kept, self.mask = self.mask, mask
-        try:
-            self.apply_mask()
-        finally:
-            self.mask = kept
 
     def pruning_state(self) -> dict[str, Any]:
         return {"values": None if self.values is None else np.where(np.isnan(self.values), None,

@@ -74,6 +74,7 @@ def _alpha_after(tmp_path, cost_lambda, steps=15):
 
     for _ in range(steps):
         strategy.architecture_update(network, F.cross_entropy, next_batch, lambda: None)
+    strategy.end_epoch(searching=True)  # as the trainer does before it records the epoch
     fields = strategy.epoch_fields()
     return implanted_decoder(network).iac_architecture.operation_weights().detach(), fields
 

@@ -26,7 +26,6 @@ the controls and both IAC stages alike.
 import os
 
 import torch
-from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerNoDA import nnUNetTrainerNoDA
 from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import nnUNetTrainerDiceLoss
@@ -34,6 +33,7 @@ from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import 
 from nnunet_iac.common.determinism import seed_epoch
 from nnunet_iac.nnunet.checkpointing import safe_load, unwrap
 from nnunet_iac.nnunet.selection_split import SelectionSplitMixin
+from nnunet_iac.search.schedules import ConstantLRScheduler
 from nnunet_iac.trainers.nnUNetTrainerIACRetrain_noDA import nnUNetTrainerIACRetrain_noDA
 from nnunet_iac.trainers.nnUNetTrainerIACSearch_noDA import nnUNetTrainerIACSearch_noDA
 from nnunet_iac.nnunet.settings import parse_int
@@ -107,7 +107,7 @@ class nnUNetTrainerBenchControlLowLR(nnUNetTrainerBenchControl):
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.network.parameters(), LOW_LR, weight_decay=self.weight_decay,
                                     momentum=0.99, nesterov=True)
-        return optimizer, PolyLRScheduler(optimizer, LOW_LR, self.num_epochs, exponent=0.0)
+        return optimizer, ConstantLRScheduler(optimizer, self.num_epochs)
 
 
 class nnUNetTrainerBenchControlDecoder(nnUNetTrainerBenchControl):
@@ -131,7 +131,7 @@ class PaperRecipe(SelectionSplitMixin, nnUNetTrainerNoDA, nnUNetTrainerDiceLoss)
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.network.parameters(), self.paper_lr)
-        return optimizer, PolyLRScheduler(optimizer, self.paper_lr, self.num_epochs, exponent=0.0)
+        return optimizer, ConstantLRScheduler(optimizer, self.num_epochs)
 
 
 class nnUNetTrainerBenchPaper(PaperRecipe, nnUNetTrainerBench):
