@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import wilcoxon
 
-from nnunet_iac.benchmark.arm_names import BASE, IAC, RANDOM, SELECTED, group_of, is_control, mean_label
+from nnunet_iac.benchmark.arm_names import (BASE, IAC, RANDOM, SELECTED, group_of, is_control, mean_label,
+                                            strategy_of_group)
 
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SEED = 0
@@ -104,7 +105,9 @@ def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]]) -> dict:
     each control (the mean of its seeds where it has several) and the random genotypes' mean; the IAC mean
     (or the single seed) also with each random genotype, and with the **best control** of the set (the
     control with the highest mean Dice on it: the strictest reference, chosen after the fact in the
-    control's favour). Each control and the random genotypes are also compared with the base."""
+    control's favour). Each control and the random genotypes are also compared with the base. An IAC arm of
+    another search strategy (``iac_<strategy>``, ``--strategies``) is compared with the base, the PC-DARTS arm
+    and the best control."""
     groups = _groups(cases)
     if BASE not in groups or IAC not in groups:
         raise ValueError(f"Paired comparisons need the base and an IAC arm; got {', '.join(sorted(cases))}.")
@@ -129,9 +132,15 @@ def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]]) -> dict:
             for arm in groups[RANDOM]:
                 rows[f"{main_name} - {arm}"] = paired_difference(main, cases[arm][case_set])
         controls = [reference for g, reference in references.items() if is_control(g)]
-        if controls:
-            best_name, best = max(controls, key=lambda c: float(np.mean(list(c[1].values()))))
-            rows[f"{main_name} - best control ({best_name})"] = paired_difference(main, best)
+        best = max(controls, key=lambda c: float(np.mean(list(c[1].values())))) if controls else None
+        if best:
+            rows[f"{main_name} - best control ({best[0]})"] = paired_difference(main, best[1])
+        for group in filter(strategy_of_group, groups):
+            name, values = _reference(group, groups[group], cases, case_set)
+            rows[f"{name} - {BASE}"] = paired_difference(values, base)
+            rows[f"{name} - {main_name}"] = paired_difference(values, main)
+            if best:
+                rows[f"{name} - best control ({best[0]})"] = paired_difference(values, best[1])
         for name, values in references.values():
             if name != BASE:
                 rows[f"{name} - {BASE}"] = paired_difference(values, base)

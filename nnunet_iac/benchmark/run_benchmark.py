@@ -30,9 +30,10 @@ from nnunet_iac.search.random_genotype import random_genotype
 from nnunet_iac.selection.select_genotype import SELECTED_FILE, SELECTION_FILE
 
 from nnunet_iac.benchmark import datasets, measures
-from nnunet_iac.benchmark.arm_names import CONTROLS
+from nnunet_iac.benchmark.arm_names import CONTROLS, REFERENCE_STRATEGY
 from nnunet_iac.benchmark.arms import (FOLD, ArmRunner, base_arm, control_arm, iac_arm, parse_iac_settings,
-                                       random_arm, search_arm, selected_arm)
+                                       random_arm, search_arm, search_stage, selected_arm)
+from nnunet_iac.search.strategies import STRATEGIES
 from nnunet_iac.benchmark.plateau import plateau_check
 from nnunet_iac.benchmark.regimes import REGIMES
 from nnunet_iac.benchmark.figure import write_dice_figure
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated controls, each fine-tuning the base for IAC's batches: restart (all "
                         f"weights, nnU-Net's schedule from lr 1e-2), lowlr (all weights, constant lr 1e-3), "
                         f"decoder (decoder only, nnU-Net's schedule); default {','.join(CONTROLS)}")
+    p.add_argument("--strategies", default=REFERENCE_STRATEGY, type=_strategies,
+                   help=f"comma-separated search strategies (nnUNet_IAC_strategy), each searched and retrained with "
+                        f"every seed from the one base, as the arm iac (pcdarts) or iac_<strategy>; pcdarts is the "
+                        f"reference and must be among them (default {REFERENCE_STRATEGY}; e.g. pcdarts,lth,shapley)")
     p.add_argument("--smoke", action="store_true", help="every stage with a few iterations (for the test suite)")
     p.add_argument("--device", default="cpu", help="device for nnU-Net (default cpu)")
     p.add_argument("--resume", action="store_true", help="go on with an interrupted run in --out")
@@ -106,6 +111,18 @@ def _control_kinds(text: str) -> list[str]:
         raise argparse.ArgumentTypeError("the restart control is the benchmark's reference (the budget table and "
                                          "results name it); keep 'restart' in --controls")
     return kinds
+
+
+def _strategies(text: str) -> list[str]:
+    names = list(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    unknown = [k for k in names if k not in STRATEGIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown strategy(ies) {', '.join(unknown) or '(none given)'}; choose from "
+                                         f"{', '.join(STRATEGIES)}")
+    if REFERENCE_STRATEGY not in names:
+        raise argparse.ArgumentTypeError(f"{REFERENCE_STRATEGY} is the reference the other strategies are compared "
+                                         f"with (and sizes the controls); keep it in --strategies")
+    return [REFERENCE_STRATEGY] + [n for n in names if n != REFERENCE_STRATEGY]
 
 
 def subprocess_env(out: Path, device: str = "cpu") -> dict[str, str]:
@@ -181,6 +198,9 @@ class Benchmark:
             raise datasets.DatasetError(f"--select runs nnunet-iac select, whose trials use nnU-Net's recipe; it is "
                                         f"not available with --regime {self.regime.name} yet. Leave out --select.")
         self.check_regime()
+        if "nnUNet_IAC_strategy" in self.iac_settings and len(self.args.strategies) > 1:
+            raise datasets.DatasetError("--iac-setting strategy=... and --strategies both choose the search strategy; "
+                                        "give the strategies with --strategies alone.")
         if self.args.random_genotypes < 0:
             raise datasets.DatasetError("--random-genotypes must be 0 or more.")
         source_json = json.loads((self.source.folder / "dataset.json").read_text())
@@ -231,6 +251,11 @@ class Benchmark:
             write_plans_copy(self.preprocessed, seed_plans_name(seed))
             arms.search(seed)
             arms.retrain(seed)
+        for strategy in self.other_strategies:
+            for seed in self.seeds:
+                write_plans_copy(self.preprocessed, seed_plans_name(seed, strategy))
+                arms.search(seed, strategy)
+                arms.retrain(seed, strategy)
         if self.args.select:
             arms.select(self.seeds[0], self.seeds[1:], self.args.select)
             write_plans_copy(self.preprocessed, selected_plans_name())
@@ -264,6 +289,11 @@ class Benchmark:
         return results
 
     @property
+    def other_strategies(self) -> list[str]:
+        """--strategies besides the reference (PC-DARTS, the plain ``iac`` arms)."""
+        return self.args.strategies[1:]
+
+    @property
     def random_seeds(self) -> list[int]:
         return [FIRST_SEED + i for i in range(self.args.random_genotypes)]
 
@@ -274,8 +304,9 @@ class Benchmark:
         """Every arm this run was asked for (not the seeds or draws of an earlier, larger run)."""
         controls = [arm for seed in self.seeds for arm in self.control_arms(seed)]
         selected = [selected_arm(self.regime)] if self.args.select else []
-        return [base_arm(self.regime), *controls, *(iac_arm(s, self.regime) for s in self.seeds), *selected,
-                *(random_arm(s, self.regime) for s in self.random_seeds)]
+        strategies = [iac_arm(s, self.regime, strategy) for strategy in self.other_strategies for s in self.seeds]
+        return [base_arm(self.regime), *controls, *(iac_arm(s, self.regime) for s in self.seeds), *strategies,
+                *selected, *(random_arm(s, self.regime) for s in self.random_seeds)]
 
     def copy_base_curve(self, base) -> str | None:
         """nnU-Net's progress.png of the base, as base_progress.png next to the results (None if absent)."""
@@ -306,6 +337,38 @@ class Benchmark:
         runner.step(f"draw random genotype (seed {seed})",
                     lambda: random_genotype(Genotype.load(template), seed).save(path))
         return path
+
+    def strategy_comparison(self, dice: dict, stages: dict, base_iteration: float | None) -> dict:
+        """Per search strategy (issue 16): search wall time, epochs run and mean iteration ratio of every seed,
+        the retrained arm's Dice, and the seeds' genotype agreement; each against PC-DARTS' search time."""
+        out = {}
+        iterations = self.budget.iterations_per_epoch
+        for strategy in self.args.strategies:
+            seeds = {}
+            for seed in self.seeds:
+                fold = search_arm(seed, self.regime, strategy).fold(self.results)
+                mean_iteration = measures.mean_seconds_per_iteration(
+                    safe_load(fold / "checkpoint_final.pth"), iterations, self.budget.warmup_epochs)
+                seeds[str(seed)] = {
+                    "search_seconds": stages[search_stage(seed, strategy)]["seconds"],
+                    "search_epochs": measures.search_epochs_run(fold),
+                    "mean_iteration_ratio": mean_iteration / base_iteration if mean_iteration and base_iteration
+                    else None,
+                    "dice": dice[iac_arm(seed, self.regime, strategy).name],
+                    "genotype": Genotype.load(fold / "genotype.json").to_dict()}
+            out[strategy] = {
+                "seeds": seeds,
+                "search_seconds": measures.spread([r["search_seconds"] for r in seeds.values()]),
+                "mean_iteration_ratio": measures.spread([r["mean_iteration_ratio"] for r in seeds.values()
+                                                         if r["mean_iteration_ratio"] is not None]),
+                "dice": {s: measures.spread([r["dice"][s]["mean"] for r in seeds.values()])
+                         for s in ("validation", "test")},
+                "genotype_agreement": measures.genotype_agreement(
+                    [Genotype.from_dict(r["genotype"]) for r in seeds.values()])}
+        reference = out[REFERENCE_STRATEGY]["search_seconds"]["mean"]
+        for record in out.values():
+            record["search_speedup"] = reference / record["search_seconds"]["mean"]
+        return out
 
     def cases(self) -> dict:
         """Per-case Dice of every arm this run was asked for (the seeds of this run, not older ones), read once
@@ -386,6 +449,7 @@ class Benchmark:
             "genotype": seeds[str(first)]["genotype"],
             "iac_seeds": seeds,
             "genotype_agreement": measures.genotype_agreement(genotypes),
+            "strategies": self.strategy_comparison(dice, stages, base_iteration) if self.other_strategies else None,
             "paired": paired_comparisons(cases),
             "iac_dice_spread": {s: measures.spread([r["dice"][s]["mean"] for r in seeds.values()])
                                 for s in ("validation", "test")},

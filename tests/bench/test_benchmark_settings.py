@@ -80,3 +80,28 @@ def test_budget_table_says_when_a_kept_control_trained_fewer_batches_than_the_ia
     assert "16 epochs x 50 iterations (>= the 800 batches" in one_sitting
     resumed = "\n".join(budget_table(_budget_results(control_epochs=16, iac_batches=1150)))
     assert "16 epochs x 50 iterations (FEWER than the 1150 batches" in resumed
+
+
+@pytest.mark.parametrize("value, message", [("pcdarts,annealing", "unknown strategy"), ("lth,shapley", "keep it in"),
+                                            ("", "none given")])
+def test_bad_strategies_are_refused_by_the_parser(value, message, capsys):
+    from nnunet_iac.benchmark.run_benchmark import build_parser
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["data", "--out", "o", "--strategies", value])
+    assert message in capsys.readouterr().err
+
+
+def test_strategies_put_pcdarts_first_and_the_strategy_setting_cannot_be_given_twice(tmp_path):
+    from nnunet_iac.benchmark.datasets import DatasetError
+    from nnunet_iac.benchmark.run_benchmark import Benchmark, build_parser
+    assert build_parser().parse_args(["d", "--out", "o", "--strategies", "shapley,pcdarts,lth"]).strategies == \
+        ["pcdarts", "shapley", "lth"]
+    source = tmp_path / "Task04_Hippocampus"
+    (source / "imagesTr").mkdir(parents=True)
+    (source / "labelsTr").mkdir()
+    (source / "dataset.json").write_text(json.dumps({"name": "Hippocampus", "modality": {"0": "MRI"},
+                                                      "labels": {"0": "background", "1": "a"}, "training": []}))
+    args = build_parser().parse_args([str(source), "--out", str(tmp_path / "out"), "--strategies", "pcdarts,lth",
+                                      "--iac-setting", "strategy=shapley"])
+    with pytest.raises(DatasetError, match="both choose the search strategy"):
+        Benchmark(args).check_inputs()

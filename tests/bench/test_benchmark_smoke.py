@@ -30,7 +30,7 @@ def smoke(tmp_path_factory):
     result = subprocess.run([sys.executable, "-m", "nnunet_iac.tools.cli", "benchmark", str(raw), "--out", str(out),
                              "--test-images", str(raw / "imagesTs"), "--test-labels", str(raw / "labelsTs"),
                              "--smoke", "--iac-setting", "init=gate", "--random-genotypes", "2",
-                             "--select", "2"],
+                             "--select", "2", "--strategies", "pcdarts,lth"],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return out, json.loads((out / "results.json").read_text())
@@ -105,8 +105,8 @@ def test_smoke_control_got_at_least_the_batches_the_iac_arm_consumed(smoke):
 @pytest.mark.integration
 def test_smoke_runs_every_control_and_random_genotype_and_compares_iac_with_them(smoke):
     out, results = smoke
-    arms = {"base", "control", "control_lowlr", "control_decoder", "iac_seed12345", "iac_selected",
-            "random_seed12345", "random_seed12346"}
+    arms = {"base", "control", "control_lowlr", "control_decoder", "iac_seed12345", "iac_lth_seed12345",
+            "iac_selected", "random_seed12345", "random_seed12346"}
     assert set(results["arms"]) == arms
     assert all(0.0 <= results["arms"][a][s]["mean"] <= 1.0 for a in arms for s in ("validation", "test"))
     rows = results["paired"]["test"]
@@ -116,6 +116,26 @@ def test_smoke_runs_every_control_and_random_genotype_and_compares_iac_with_them
     assert any(name.startswith("iac_seed12345 - best control (") for name in rows)
     assert (out / "dice.png").read_bytes()[:4] == b"\x89PNG"
     assert "## Every arm" in (out / "results.md").read_text()
+
+
+@pytest.mark.integration
+def test_smoke_other_strategy_searches_and_retrains_beside_pcdarts_from_the_same_base(smoke):
+    out, results = smoke
+    search_epochs, _, search = _trained(out, search_arm(12345, strategy="lth"))
+    assert search["iac"]["strategy"]["name"] == "lth"
+    _, _, pcdarts_search = _trained(out, search_arm(12345))
+    assert pcdarts_search["iac"]["strategy"]["name"] == "pcdarts"
+    _, _, retrained = _trained(out, iac_arm(12345, strategy="lth"))
+    assert Genotype.from_dict(retrained["iac"]["genotype"]) == Genotype.load(
+        search_arm(12345, strategy="lth").fold(out / "nnUNet_results" / "Dataset990_IACSynthetic") / "genotype.json")
+    strategies = results["strategies"]
+    assert list(strategies) == ["pcdarts", "lth"] and strategies["pcdarts"]["search_speedup"] == pytest.approx(1.0)
+    lth = strategies["lth"]["seeds"]["12345"]
+    assert lth["search_seconds"] == results["stages"]["search lth (seed 12345)"]["seconds"] > 0
+    assert lth["search_epochs"]["search"] + lth["search_epochs"]["warmup"] == search_epochs
+    assert lth["mean_iteration_ratio"] > 0
+    assert "iac_lth_seed12345 - iac_seed12345" in results["paired"]["validation"]
+    assert "## Search strategies" in (out / "results.md").read_text()
 
 
 @pytest.mark.integration

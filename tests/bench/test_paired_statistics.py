@@ -84,6 +84,20 @@ def test_the_selected_genotype_is_compared_with_the_references_and_the_searched_
     assert "iac_mean_of_seeds - best control (control)" in rows  # the seeds' mean stays the main IAC result
 
 
+def test_other_search_strategies_are_compared_with_the_base_pcdarts_and_the_best_control():
+    cases = {"base": _sets(0.80, 0.70), "iac_seed1": _sets(0.82, 0.72), "iac_seed2": _sets(0.84, 0.74),
+             "iac_lth_seed1": _sets(0.81, 0.71), "iac_lth_seed2": _sets(0.83, 0.73),
+             "iac_shapley_seed1": _sets(0.86, 0.76), "control": _sets(0.81, 0.71)}
+    rows = paired_comparisons(cases)["validation"]
+    assert rows["iac_lth_mean_of_seeds - base"]["mean"] == pytest.approx(0.02)
+    assert rows["iac_lth_mean_of_seeds - iac_mean_of_seeds"]["mean"] == pytest.approx(-0.01)
+    assert rows["iac_lth_mean_of_seeds - best control (control)"]["mean"] == pytest.approx(0.01)
+    assert rows["iac_shapley_seed1 - iac_mean_of_seeds"]["mean"] == pytest.approx(0.03)
+    # the PC-DARTS arm stays the main IAC result; no strategy arm is taken for a reference of the others
+    assert "iac_mean_of_seeds - best control (control)" in rows
+    assert not any(name.endswith(("- iac_lth_mean_of_seeds", "- iac_shapley_seed1")) for name in rows)
+
+
 def test_comparisons_need_the_base_and_an_iac_arm():
     with pytest.raises(ValueError, match="base and an IAC arm"):
         paired_comparisons({"base": _sets(0.8, 0.7), "control": _sets(0.8, 0.7)})
