@@ -85,9 +85,24 @@ def base_arm(regime: Regime = SHORT) -> Arm:
     return Arm(arm_names.BASE, regime.base_trainer, BENCH_PLANS)
 
 
-def iac_arm(seed: int, regime: Regime = SHORT, strategy: str = arm_names.REFERENCE_STRATEGY) -> Arm:
-    return Arm(arm_names.seeded(arm_names.iac_group(strategy), seed), regime.retrain_trainer,
-               seed_plans_name(seed, strategy))
+@dataclass(frozen=True)
+class IACVariant:
+    """IAC with other settings than the run's (``--iac-variant lth:strategy=lth``), searched and retrained from
+    the same base per seed; ``name`` "" is the run's own IAC arm, the reference."""
+    name: str = ""
+    settings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(self.settings)
+
+
+REFERENCE = IACVariant()
+
+
+def iac_arm(seed: int, regime: Regime = SHORT, variant: str = "") -> Arm:
+    return Arm(arm_names.seeded(arm_names.iac_group(variant), seed), regime.retrain_trainer,
+               seed_plans_name(seed, variant))
 
 
 def selected_arm(regime: Regime = SHORT) -> Arm:
@@ -111,14 +126,14 @@ def control_stage(arm: Arm) -> str:
     return "control training" if arm.name == arm_names.CONTROLS["restart"] else f"{arm.name} training"
 
 
-def search_arm(seed: int, regime: Regime = SHORT, strategy: str = arm_names.REFERENCE_STRATEGY) -> Arm:
-    kind = "search" if strategy == arm_names.REFERENCE_STRATEGY else f"search_{strategy}"
-    return Arm(f"{kind}_seed{seed}", regime.search_trainer, seed_plans_name(seed, strategy))
+def search_arm(seed: int, regime: Regime = SHORT, variant: str = "") -> Arm:
+    kind = f"search_{variant}" if variant else "search"
+    return Arm(f"{kind}_seed{seed}", regime.search_trainer, seed_plans_name(seed, variant))
 
 
-def search_stage(seed: int, strategy: str = arm_names.REFERENCE_STRATEGY) -> str:
-    """``search (seed N)`` (the name of PC-DARTS' stages since the first runs), ``search lth (seed N)``."""
-    return f"search (seed {seed})" if strategy == arm_names.REFERENCE_STRATEGY else f"search {strategy} (seed {seed})"
+def search_stage(seed: int, variant: str = "") -> str:
+    """``search (seed N)`` (the reference's stage name since the first runs), ``search lth (seed N)``."""
+    return f"search {variant} (seed {seed})" if variant else f"search (seed {seed})"
 
 
 BASE = base_arm()
@@ -157,27 +172,26 @@ class ArmRunner:
         """The base checkpoint IAC and the controls start from (the regime's: final, or best epoch)."""
         return base_arm(self.regime).fold(self.results) / self.regime.checkpoint
 
-    def iac_env(self, seed: int, epochs: int, strategy: str = arm_names.REFERENCE_STRATEGY) -> dict[str, str]:
-        strategy_env = {} if strategy == arm_names.REFERENCE_STRATEGY else {"nnUNet_IAC_strategy": strategy}
-        return {**self.iac_settings, **strategy_env, **self._epochs_env("nnUNet_IAC_", epochs),
+    def iac_env(self, seed: int, epochs: int, variant: IACVariant = REFERENCE) -> dict[str, str]:
+        return {**self.iac_settings, **variant.env, **self._epochs_env("nnUNet_IAC_", epochs),
                 "nnUNet_IAC_seed": str(seed), "nnUNet_IAC_base": str(self.base_checkpoint),
                 "nnUNet_IAC_save_every": SAVE_EVERY}
 
-    def search(self, seed: int, strategy: str = arm_names.REFERENCE_STRATEGY):
+    def search(self, seed: int, variant: IACVariant = REFERENCE):
         """One seed's search; a pruning strategy may end before the budget (its genotype fixed), the fixed
-        budget's stable-genotype stop is off for every strategy alike."""
-        env = {**self.iac_env(seed, self.budget.search_epochs, strategy),
+        budget's stable-genotype stop is off for every variant alike."""
+        env = {**self.iac_env(seed, self.budget.search_epochs, variant),
                "nnUNet_IAC_warmup_epochs": str(self.budget.warmup_epochs),
                # a fixed budget: no early stop on a stable genotype, so every seed searches as long
                "nnUNet_IAC_stable_epochs": "0",
                # the supernet is not a model anyone predicts with; its final validation costs ~30 s/case on CPU
                "nnUNet_IAC_search_validation": "0"}
-        return self.train(search_stage(seed, strategy), search_arm(seed, self.regime, strategy), env)
+        return self.train(search_stage(seed, variant.name), search_arm(seed, self.regime, variant.name), env)
 
-    def retrain(self, seed: int, strategy: str = arm_names.REFERENCE_STRATEGY):
-        env = {**self.iac_env(seed, self.budget.retrain_epochs, strategy), "nnUNet_IAC_retrain_validation": "0"}
-        stage = search_stage(seed, strategy).replace("search", "retrain", 1)
-        return self.train(stage, iac_arm(seed, self.regime, strategy), env)
+    def retrain(self, seed: int, variant: IACVariant = REFERENCE):
+        env = {**self.iac_env(seed, self.budget.retrain_epochs, variant), "nnUNet_IAC_retrain_validation": "0"}
+        stage = search_stage(seed, variant.name).replace("search", "retrain", 1)
+        return self.train(stage, iac_arm(seed, self.regime, variant.name), env)
 
     def select(self, seed: int, other_seeds: list[int], candidates: int):
         """``nnunet-iac select`` on the first seed's search, the other seeds' histories counted with it; every

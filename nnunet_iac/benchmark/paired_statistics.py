@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import wilcoxon
 
-from nnunet_iac.benchmark.arm_names import (BASE, IAC, RANDOM, SELECTED, group_of, is_control, mean_label,
-                                            strategy_of_group)
+from nnunet_iac.benchmark.arm_names import (BASE, IAC, RANDOM, SELECTED, group_of, is_control, is_iac_variant,
+                                            mean_label)
 
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SEED = 0
@@ -105,8 +105,8 @@ def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]]) -> dict:
     each control (the mean of its seeds where it has several) and the random genotypes' mean; the IAC mean
     (or the single seed) also with each random genotype, and with the **best control** of the set (the
     control with the highest mean Dice on it: the strictest reference, chosen after the fact in the
-    control's favour). Each control and the random genotypes are also compared with the base. An IAC arm of
-    another search strategy (``iac_<strategy>``, ``--strategies``) is compared with the base, the PC-DARTS arm
+    control's favour). Each control and the random genotypes are also compared with the base. An IAC variant
+    (``iac_<variant>``: ``--iac-variant``, ``--strategies``) is compared with the base, the reference IAC arm
     and the best control."""
     groups = _groups(cases)
     if BASE not in groups or IAC not in groups:
@@ -135,7 +135,7 @@ def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]]) -> dict:
         best = max(controls, key=lambda c: float(np.mean(list(c[1].values())))) if controls else None
         if best:
             rows[f"{main_name} - best control ({best[0]})"] = paired_difference(main, best[1])
-        for group in filter(strategy_of_group, groups):
+        for group in filter(is_iac_variant, groups):
             name, values = _reference(group, groups[group], cases, case_set)
             rows[f"{name} - {BASE}"] = paired_difference(values, base)
             rows[f"{name} - {main_name}"] = paired_difference(values, main)

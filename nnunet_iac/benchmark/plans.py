@@ -21,9 +21,9 @@ class PlansError(ValueError):
     """The requested batch or patch size does not fit the planned network."""
 
 
-def seed_plans_name(seed: int, strategy: str = "pcdarts") -> str:
-    """One seed's search and retrain (of a search strategy other than PC-DARTS: its own name too)."""
-    return f"{BENCH_PLANS}_seed{seed}" if strategy == "pcdarts" else f"{BENCH_PLANS}_{strategy}_seed{seed}"
+def seed_plans_name(seed: int, variant: str = "") -> str:
+    """One seed's search and retrain (of an IAC variant: its own name too)."""
+    return f"{BENCH_PLANS}_{variant}_seed{seed}" if variant else f"{BENCH_PLANS}_seed{seed}"
 
 
 def selected_plans_name() -> str:

@@ -108,26 +108,28 @@ def seeds_table(results: dict) -> list[str]:
     return lines
 
 
-def strategies_table(strategies: dict) -> list[str]:
-    """Search strategies side by side (issue 16): time, iteration ratio, Dice and agreement over seeds."""
-    lines = ["| strategy | seeds | search wall time | faster than pcdarts | search epochs run | mean iteration ratio "
-             "| validation Dice | test Dice | seeds' agreement (edges+ops) |", "|---|---|---|---|---|---|---|---|---|"]
+def variants_table(variants: dict) -> list[str]:
+    """IAC variants beside the run's own IAC arm (issues 16, 17): time, iteration ratio, Dice and agreement over
+    seeds."""
+    lines = ["| arm | settings | seeds | search wall time | faster than iac | search epochs run | mean iteration ratio "
+             "| validation Dice | test Dice | seeds' agreement (edges+ops) |", "|---|---|---|---|---|---|---|---|---|---|"]
 
     def mean_std(s, scale=1.0, digits=4):
         return "n/a" if not s else f"{scale * s['mean']:.{digits}f} +- {scale * s['std']:.{digits}f}"
 
-    for name, r in strategies.items():
+    for name, r in variants.items():
         epochs = ", ".join(str(seed["search_epochs"]["search"]) for seed in r["seeds"].values())
         agreement = r["genotype_agreement"]
         shared = "n/a" if not agreement else (f"{agreement['edges_and_ops']:.1%} (chance "
                                               f"{agreement['chance_edges_and_ops']:.1%})")
-        lines.append(f"| {name} | {len(r['seeds'])} | {mean_std(r['search_seconds'], 1 / 60, 1)} min | "
+        settings = ", ".join(f"{k.removeprefix('nnUNet_IAC_')}={v}" for k, v in r["settings"].items()) or "defaults"
+        lines.append(f"| {name} | {settings} | {len(r['seeds'])} | {mean_std(r['search_seconds'], 1 / 60, 1)} min | "
                      f"{r['search_speedup']:.2f}x | {epochs} | {mean_std(r['mean_iteration_ratio'], digits=2)} | "
                      f"{mean_std(r['dice']['validation'])} | {mean_std(r['dice']['test'])} | {shared} |")
     lines += ["", "Mean +- std over seeds. Wall time of the search stage (nnUNetv2_train, start to end); the mean "
                   "iteration ratio is the mean search epoch after warm-up over the base's median training epoch "
                   "(equal batch); a pruning search may stop before its budget once every edge has one operation. "
-                  "Genotypes per seed: results.json, `strategies`."]
+                  "Genotypes per seed: results.json, `variants`."]
     return lines
 
 
@@ -235,8 +237,8 @@ def markdown(results: dict) -> str:
                   "(nnunet_iac/benchmark/paired_statistics.py). They cover the sampling of cases, not the spread of training "
                   "seeds: see the seeds below for that.", ""]
     lines += ["## IAC per search seed", "", *seeds_table(results), ""]
-    if results.get("strategies"):
-        lines += ["## Search strategies", "", *strategies_table(results["strategies"]), ""]
+    if results.get("variants"):
+        lines += ["## IAC variants", "", *variants_table(results["variants"]), ""]
     if results.get("selection"):
         lines += ["## Genotype selection (nnunet-iac select)", "", *selection_table(results["selection"]), ""]
     if results.get("random_genotypes"):

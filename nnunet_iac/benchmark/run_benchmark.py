@@ -17,6 +17,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -30,10 +31,10 @@ from nnunet_iac.search.random_genotype import random_genotype
 from nnunet_iac.selection.select_genotype import SELECTED_FILE, SELECTION_FILE
 
 from nnunet_iac.benchmark import datasets, measures
-from nnunet_iac.benchmark.arm_names import CONTROLS, REFERENCE_STRATEGY
-from nnunet_iac.benchmark.arms import (FOLD, ArmRunner, base_arm, control_arm, iac_arm, parse_iac_settings,
-                                       random_arm, search_arm, search_stage, selected_arm)
-from nnunet_iac.search.strategies import STRATEGIES
+from nnunet_iac.benchmark.arm_names import CONTROLS, iac_group
+from nnunet_iac.benchmark.arms import (FOLD, REFERENCE, ArmRunner, IACVariant, base_arm, control_arm, iac_arm,
+                                       parse_iac_settings, random_arm, search_arm, search_stage, selected_arm)
+from nnunet_iac.search.strategies import DEFAULT_STRATEGY, STRATEGIES
 from nnunet_iac.benchmark.plateau import plateau_check
 from nnunet_iac.benchmark.regimes import REGIMES
 from nnunet_iac.benchmark.figure import write_dice_figure
@@ -74,10 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated controls, each fine-tuning the base for IAC's batches: restart (all "
                         f"weights, nnU-Net's schedule from lr 1e-2), lowlr (all weights, constant lr 1e-3), "
                         f"decoder (decoder only, nnU-Net's schedule); default {','.join(CONTROLS)}")
-    p.add_argument("--strategies", default=REFERENCE_STRATEGY, type=_strategies,
-                   help=f"comma-separated search strategies (nnUNet_IAC_strategy), each searched and retrained with "
-                        f"every seed from the one base, as the arm iac (pcdarts) or iac_<strategy>; pcdarts is the "
-                        f"reference and must be among them (default {REFERENCE_STRATEGY}; e.g. pcdarts,lth,shapley)")
+    p.add_argument("--iac-variant", action="append", default=[], type=_variant, metavar="NAME:SETTING=VALUE[,...]",
+                   help="IAC with other nnUNet_IAC_* settings (over --iac-setting's), searched and retrained with every "
+                        "seed from the same base as the arm iac_NAME and compared with the run's own IAC arm, e.g. "
+                        "adas:cell_optimizer=adas (repeatable)")
+    p.add_argument("--strategies", default=DEFAULT_STRATEGY, type=_strategies,
+                   help=f"comma-separated search strategies (nnUNet_IAC_strategy): {DEFAULT_STRATEGY} is the run's "
+                        f"own IAC arm and must be among them, every other one a variant iac_<strategy> (short for "
+                        f"--iac-variant lth:strategy=lth); default {DEFAULT_STRATEGY}, e.g. pcdarts,lth,shapley")
     p.add_argument("--smoke", action="store_true", help="every stage with a few iterations (for the test suite)")
     p.add_argument("--device", default="cpu", help="device for nnU-Net (default cpu)")
     p.add_argument("--resume", action="store_true", help="go on with an interrupted run in --out")
@@ -113,16 +118,33 @@ def _control_kinds(text: str) -> list[str]:
     return kinds
 
 
-def _strategies(text: str) -> list[str]:
+def _strategies(text: str) -> list[IACVariant]:
+    """The strategies besides the default one, as variants named after them."""
     names = list(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
     unknown = [k for k in names if k not in STRATEGIES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown strategy(ies) {', '.join(unknown) or '(none given)'}; choose from "
                                          f"{', '.join(STRATEGIES)}")
-    if REFERENCE_STRATEGY not in names:
-        raise argparse.ArgumentTypeError(f"{REFERENCE_STRATEGY} is the reference the other strategies are compared "
+    if DEFAULT_STRATEGY not in names:
+        raise argparse.ArgumentTypeError(f"{DEFAULT_STRATEGY} is the reference the other strategies are compared "
                                          f"with (and sizes the controls); keep it in --strategies")
-    return [REFERENCE_STRATEGY] + [n for n in names if n != REFERENCE_STRATEGY]
+    return [IACVariant(n, (("nnUNet_IAC_strategy", n),)) for n in names if n != DEFAULT_STRATEGY]
+
+
+_VARIANT_NAME = re.compile(r"^[a-z][a-z0-9]*$")
+
+
+def _variant(text: str) -> IACVariant:
+    name, sep, settings = text.partition(":")
+    if not sep or not _VARIANT_NAME.match(name) or name == "selected" or not settings.strip():
+        raise argparse.ArgumentTypeError(f"--iac-variant {text!r}: give NAME:SETTING=VALUE[,SETTING=VALUE...], NAME in "
+                                         f"lower-case letters and digits (not 'selected'), e.g. "
+                                         f"adas:cell_optimizer=adas")
+    try:
+        env = parse_iac_settings([item for item in settings.split(",") if item.strip()])
+    except SettingsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return IACVariant(name, tuple(sorted(env.items())))
 
 
 def subprocess_env(out: Path, device: str = "cpu") -> dict[str, str]:
@@ -198,9 +220,13 @@ class Benchmark:
             raise datasets.DatasetError(f"--select runs nnunet-iac select, whose trials use nnU-Net's recipe; it is "
                                         f"not available with --regime {self.regime.name} yet. Leave out --select.")
         self.check_regime()
-        if "nnUNet_IAC_strategy" in self.iac_settings and len(self.args.strategies) > 1:
+        if "nnUNet_IAC_strategy" in self.iac_settings and self.args.strategies:
             raise datasets.DatasetError("--iac-setting strategy=... and --strategies both choose the search strategy; "
                                         "give the strategies with --strategies alone.")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise datasets.DatasetError(f"IAC variants need distinct names; got {', '.join(names)} (--strategies names "
+                                        f"its variants after the strategies).")
         if self.args.random_genotypes < 0:
             raise datasets.DatasetError("--random-genotypes must be 0 or more.")
         source_json = json.loads((self.source.folder / "dataset.json").read_text())
@@ -251,11 +277,11 @@ class Benchmark:
             write_plans_copy(self.preprocessed, seed_plans_name(seed))
             arms.search(seed)
             arms.retrain(seed)
-        for strategy in self.other_strategies:
+        for variant in self.variants:
             for seed in self.seeds:
-                write_plans_copy(self.preprocessed, seed_plans_name(seed, strategy))
-                arms.search(seed, strategy)
-                arms.retrain(seed, strategy)
+                write_plans_copy(self.preprocessed, seed_plans_name(seed, variant.name))
+                arms.search(seed, variant)
+                arms.retrain(seed, variant)
         if self.args.select:
             arms.select(self.seeds[0], self.seeds[1:], self.args.select)
             write_plans_copy(self.preprocessed, selected_plans_name())
@@ -289,9 +315,9 @@ class Benchmark:
         return results
 
     @property
-    def other_strategies(self) -> list[str]:
-        """--strategies besides the reference (PC-DARTS, the plain ``iac`` arms)."""
-        return self.args.strategies[1:]
+    def variants(self) -> list[IACVariant]:
+        """IAC variants beside the run's own IAC arm: --strategies' (after the default), then --iac-variant's."""
+        return [*self.args.strategies, *self.args.iac_variant]
 
     @property
     def random_seeds(self) -> list[int]:
@@ -304,8 +330,8 @@ class Benchmark:
         """Every arm this run was asked for (not the seeds or draws of an earlier, larger run)."""
         controls = [arm for seed in self.seeds for arm in self.control_arms(seed)]
         selected = [selected_arm(self.regime)] if self.args.select else []
-        strategies = [iac_arm(s, self.regime, strategy) for strategy in self.other_strategies for s in self.seeds]
-        return [base_arm(self.regime), *controls, *(iac_arm(s, self.regime) for s in self.seeds), *strategies,
+        variants = [iac_arm(s, self.regime, variant.name) for variant in self.variants for s in self.seeds]
+        return [base_arm(self.regime), *controls, *(iac_arm(s, self.regime) for s in self.seeds), *variants,
                 *selected, *(random_arm(s, self.regime) for s in self.random_seeds)]
 
     def copy_base_curve(self, base) -> str | None:
@@ -338,25 +364,27 @@ class Benchmark:
                     lambda: random_genotype(Genotype.load(template), seed).save(path))
         return path
 
-    def strategy_comparison(self, dice: dict, stages: dict, base_iteration: float | None) -> dict:
-        """Per search strategy (issue 16): search wall time, epochs run and mean iteration ratio of every seed,
-        the retrained arm's Dice, and the seeds' genotype agreement; each against PC-DARTS' search time."""
+    def variant_comparison(self, dice: dict, stages: dict, base_iteration: float | None) -> dict:
+        """Per IAC arm group, the reference first (issues 16, 17): settings, search wall time, epochs run and mean
+        iteration ratio of every seed, the retrained arm's Dice, the seeds' genotype agreement, and the search
+        speed-up over the reference."""
         out = {}
         iterations = self.budget.iterations_per_epoch
-        for strategy in self.args.strategies:
+        for variant in (REFERENCE, *self.variants):
             seeds = {}
             for seed in self.seeds:
-                fold = search_arm(seed, self.regime, strategy).fold(self.results)
+                fold = search_arm(seed, self.regime, variant.name).fold(self.results)
                 mean_iteration = measures.mean_seconds_per_iteration(
                     safe_load(fold / "checkpoint_final.pth"), iterations, self.budget.warmup_epochs)
                 seeds[str(seed)] = {
-                    "search_seconds": stages[search_stage(seed, strategy)]["seconds"],
+                    "search_seconds": stages[search_stage(seed, variant.name)]["seconds"],
                     "search_epochs": measures.search_epochs_run(fold),
                     "mean_iteration_ratio": mean_iteration / base_iteration if mean_iteration and base_iteration
                     else None,
-                    "dice": dice[iac_arm(seed, self.regime, strategy).name],
+                    "dice": dice[iac_arm(seed, self.regime, variant.name).name],
                     "genotype": Genotype.load(fold / "genotype.json").to_dict()}
-            out[strategy] = {
+            out[iac_group(variant.name)] = {
+                "settings": {**self.iac_settings, **variant.env},
                 "seeds": seeds,
                 "search_seconds": measures.spread([r["search_seconds"] for r in seeds.values()]),
                 "mean_iteration_ratio": measures.spread([r["mean_iteration_ratio"] for r in seeds.values()
@@ -365,7 +393,7 @@ class Benchmark:
                          for s in ("validation", "test")},
                 "genotype_agreement": measures.genotype_agreement(
                     [Genotype.from_dict(r["genotype"]) for r in seeds.values()])}
-        reference = out[REFERENCE_STRATEGY]["search_seconds"]["mean"]
+        reference = out[iac_group()]["search_seconds"]["mean"]
         for record in out.values():
             record["search_speedup"] = reference / record["search_seconds"]["mean"]
         return out
@@ -449,7 +477,7 @@ class Benchmark:
             "genotype": seeds[str(first)]["genotype"],
             "iac_seeds": seeds,
             "genotype_agreement": measures.genotype_agreement(genotypes),
-            "strategies": self.strategy_comparison(dice, stages, base_iteration) if self.other_strategies else None,
+            "variants": self.variant_comparison(dice, stages, base_iteration) if self.variants else None,
             "paired": paired_comparisons(cases),
             "iac_dice_spread": {s: measures.spread([r["dice"][s]["mean"] for r in seeds.values()])
                                 for s in ("validation", "test")},

@@ -28,6 +28,7 @@ from nnunet_iac.network.base_policy import trainable_base_children
 from nnunet_iac.nnunet.checkpointing import unwrap
 from nnunet_iac.network.implant import cell_parameters, trainable_base_parameters
 from nnunet_iac.network.implanted_network import base_architecture_of
+from nnunet_iac.search.adas import adas_for_cells
 from nnunet_iac.search.optimizers import retrain_optimizer
 from nnunet_iac.search.plots import plot_signal
 from nnunet_iac.nnunet.retrain_setup import (check_genotype_fits, check_no_conflicting_fold, find_search_genotype,
@@ -79,6 +80,9 @@ class IACRetrainTrainer(IACTrainerBase):
         network = unwrap(self.network)
         base = trainable_base_parameters(network, trainable_base_children(network, self.base_policy))
         settings = self.iac_settings
+        if settings.retrain_optimizer == "adas":
+            return adas_for_cells(network, settings.retrain_lr or settings.adas_lr, settings.adas_beta,
+                                  settings.adas_zeta, base, settings.retrain_base_lr)
         return retrain_optimizer(settings.retrain_optimizer, cell_parameters(network), self.initial_lr,
                                  self.weight_decay, self.num_epochs, settings.retrain_lr, base,
                                  settings.retrain_base_lr)
@@ -106,6 +110,7 @@ class IACRetrainTrainer(IACTrainerBase):
             record_signal_epoch(Path(self.output_folder) / SIGNAL_HISTORY_FILE, self.current_epoch,
                                 {**summary, "train_loss": self.logger.get_value("train_losses", step=-1),
                                  "val_loss": self.logger.get_value("val_losses", step=-1)})
+        self.probe_cells_after_epoch()
         super().on_epoch_end()
 
     def on_train_end(self):
@@ -113,6 +118,7 @@ class IACRetrainTrainer(IACTrainerBase):
         rows = load_signal_rows(Path(self.output_folder) / SIGNAL_HISTORY_FILE) if self.local_rank == 0 else []
         if rows:
             plot_signal(rows, Path(self.output_folder) / SIGNAL_PLOT, {"train_loss": "train", "val_loss": "validation"})
+        self.plot_probes()
 
     def on_train_start(self):
         super().on_train_start()

@@ -21,6 +21,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunet_iac.nnunet.checkpointing import unwrap
 from nnunet_iac.nnunet.data_loading import make_training_loader, shut_down
 from nnunet_iac.network.implant import cell_parameters
+from nnunet_iac.search.adas import adas_for_cells
 from nnunet_iac.search.optimizers import CELL_LR, cell_optimizer
 from nnunet_iac.search.plots import draw_genotype, plot_operation_weights, plot_signal
 from nnunet_iac.search.schedules import search_cell_scheduler
@@ -95,7 +96,11 @@ class IACSearchTrainer(IACTrainerBase):
 
     def configure_optimizers(self):
         """Cell weights: SGD lr 0.01, momentum as nnU-Net (see optimizers), with nnUNet_IAC_search_schedule:
-        PC-DARTS' cosine (default) or the paper's cosine power annealing (4.2.2; see schedules)."""
+        PC-DARTS' cosine (default) or the paper's cosine power annealing (4.2.2; see schedules); or, with
+        nnUNet_IAC_cell_optimizer=adas, Adas (a rate per convolution from its probe, see adas)."""
+        settings = self.iac_settings
+        if settings.cell_optimizer == "adas":
+            return adas_for_cells(unwrap(self.network), settings.adas_lr, settings.adas_beta, settings.adas_zeta)
         optimizer = cell_optimizer(cell_parameters(unwrap(self.network)))
         return optimizer, search_cell_scheduler(self.iac_settings.search_schedule, optimizer, CELL_LR, self.num_epochs)
 
@@ -186,6 +191,7 @@ class IACSearchTrainer(IACTrainerBase):
         self.strategy.end_epoch(searching=not self.is_warmup)
         if self.local_rank == 0:
             self.record_epoch()
+        self.probe_cells_after_epoch()
         super().on_epoch_end()
         if self.strategy.finished() and self.current_epoch < self.num_epochs:
             self.print_to_log_file(f"The {self.strategy.name} strategy has nothing left to decide (every edge has one "
@@ -242,6 +248,7 @@ class IACSearchTrainer(IACTrainerBase):
             # the strategy's own operation names and the cell graph: no reach into one strategy's modules
             plot_operation_weights(self.history.records, view.operation_names, genotype.topology, out / WEIGHTS_PLOT)
             plot_signal(self.history.to_list(), out / SIGNAL_PLOT, SEARCH_LOSS_LABELS)
+            self.plot_probes()
             genotype.save(out / GENOTYPE_FILE)
             draw_genotype(genotype, out / GENOTYPE_PLOT, f"{self.plans_manager.dataset_name} {self.configuration_name} "
                                                          f"fold {self.fold}, epoch {self.current_epoch - 1}")

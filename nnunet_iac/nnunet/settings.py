@@ -22,7 +22,7 @@ from nnunet_iac.cells.genotype import CELL_OPTION_NAMES, GenotypeError
 from nnunet_iac.cells.output_init import INITS
 from nnunet_iac.network.builders import CellOptions
 from nnunet_iac.network.implant import MODES
-from nnunet_iac.search.optimizers import RETRAIN_OPTIMIZERS
+from nnunet_iac.search.optimizers import CELL_OPTIMIZERS, RETRAIN_OPTIMIZERS
 from nnunet_iac.search.schedules import SEARCH_SCHEDULES
 from nnunet_iac.search.cost_aware import COST_FORMS
 from nnunet_iac.search.operation_costs import MEASURES
@@ -88,6 +88,11 @@ class IACSettings:
     cost_lambda: float = 0.1
     cost_measure: str = "latency"
     cost_form: str = "additive"
+    cell_optimizer: str = "sgd"
+    adas_lr: float = 0.0
+    adas_beta: float = 0.8
+    adas_zeta: float = 1.0
+    probe_every: int = 1
 
     @property
     def cell_options(self) -> CellOptions:
@@ -139,14 +144,17 @@ class IACSettings:
     def validate(self) -> None:
         minimum = {"epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 0, "warmup_epochs": 0,
                    "stable_epochs": 0, "k": 1, "width_divisor": 1,
-                   "search_validation": 0, "retrain_validation": 0, "save_every": 1}
+                   "search_validation": 0, "retrain_validation": 0, "save_every": 1, "probe_every": 0}
         for name, low in minimum.items():
             if getattr(self, name) < low:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be >= {low}.")
         if not 0 <= self.cost_lambda < float("inf"):
             raise SettingsError(f"{PREFIX}cost_lambda={self.cost_lambda} must be 0 (no cost term) or a positive "
                                 f"weight of the expected cost in the architecture loss.")
-        for name in ("retrain_lr", "retrain_base_lr", "arch_lr"):
+        if not 0 < self.adas_beta <= 1 or not 0 <= self.adas_zeta < float("inf"):
+            raise SettingsError(f"{PREFIX}adas_beta={self.adas_beta} must be in (0, 1] and {PREFIX}adas_zeta="
+                                f"{self.adas_zeta} 0 or more (Adas: 0.8 and 1).")
+        for name in ("retrain_lr", "retrain_base_lr", "arch_lr", "adas_lr"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be a positive learning rate, or 0 "
                                     f"for its default.")
@@ -155,7 +163,8 @@ class IACSettings:
                                 f"or -1 for the search's final genotype.")
         for name, allowed in (("init", INITS), ("retrain_base", RETRAIN_BASE_POLICIES),
                               ("search_schedule", SEARCH_SCHEDULES), ("strategy", tuple(STRATEGIES)),
-                              ("cost_measure", MEASURES), ("cost_form", COST_FORMS)):
+                              ("cost_measure", MEASURES), ("cost_form", COST_FORMS),
+                              ("cell_optimizer", CELL_OPTIMIZERS)):
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)!r} is not allowed; use one of "
                                     f"{', '.join(allowed)}.")

@@ -6,6 +6,7 @@ model is found, checked and loaded in ``initialize`` right after nnU-Net has bui
 from __future__ import annotations
 
 from os.path import join
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -20,6 +21,9 @@ from nnunet_iac.nnunet.checkpointing import IAC_KEY, atomic_torch_save, nnunet_c
 from nnunet_iac.common.determinism import seed_epoch
 from nnunet_iac.network.implant import cell_parameters, count_parameters, freeze_base, trainable_base_parameters
 from nnunet_iac.nnunet.settings import PREFIX, IACSettings
+from nnunet_iac.search.adas import AdasScheduler
+from nnunet_iac.search.plots import plot_probe
+from nnunet_iac.search.probe_history import PROBE_PLOT, ProbeRecorder, describe_probe
 
 SETTINGS_FILE = "iac_settings.json"
 
@@ -116,6 +120,25 @@ class IACTrainerBase(nnUNetTrainer):
         super().on_train_start()
         if self.local_rank == 0:
             atomic_write_json(join(self.output_folder, SETTINGS_FILE), self.settings_record())
+
+    def probe_cells_after_epoch(self) -> None:
+        """Issue 17: the stable rank of every cell convolution every nnUNet_IAC_probe_every epochs, with the
+        Adas learning rates when the cells train with Adas, into probe_history.json (search/probe_history.py)."""
+        if self.local_rank != 0:
+            return
+        rates = self.lr_scheduler.rates() if isinstance(self.lr_scheduler, AdasScheduler) else None
+        row = ProbeRecorder(Path(self.output_folder), self.iac_settings.probe_every).record(
+            self.current_epoch, unwrap(self.network), rates)
+        if row is not None:
+            self.print_to_log_file(f"IAC probe, epoch {self.current_epoch} ({row['seconds']:.1f} s): "
+                                   f"{describe_probe(row)}")
+
+    def plot_probes(self) -> None:
+        """probe.png from probe_history.json, when anything was probed."""
+        rows = ProbeRecorder(Path(self.output_folder), self.iac_settings.probe_every).rows() \
+            if self.local_rank == 0 else []
+        if rows:
+            plot_probe(rows, Path(self.output_folder) / PROBE_PLOT)
 
     def settings_record(self) -> dict:
         """What ``iac_settings.json`` holds: every setting in effect and the base checkpoint used."""

@@ -36,7 +36,9 @@ CELL_LR = 0.01
 CELL_MOMENTUM = 0.99
 ARCH_LR = 1e-3
 ARCH_BETAS = (0.5, 0.999)
-RETRAIN_OPTIMIZERS = ("adam", "sgd", "adam_constant")
+RETRAIN_OPTIMIZERS = ("adam", "sgd", "adam_constant", "adas")
+#: the search's cell-weight optimizer: SGD with a cosine schedule, or Adas (nnunet_iac/search/adas.py)
+CELL_OPTIMIZERS = ("sgd", "adas")
 RETRAIN_ADAM_LR = 1e-3
 RETRAIN_BASE_LR_FACTOR = 0.1
 
@@ -56,7 +58,7 @@ def retrain_optimizer(name: str, parameters: Iterable[torch.nn.Parameter], nnune
     """The Stage III optimizer and its schedule over ``epochs``: the cells (``parameters``) in group 0 at ``lr``
     (0 keeps the optimizer's default: Adam 1e-3, SGD nnU-Net's initial lr), and ``base_parameters``, if any,
     in group 1 at ``base_lr`` (0: ``RETRAIN_BASE_LR_FACTOR`` x the cells' lr)."""
-    if name not in RETRAIN_OPTIMIZERS:
+    if name not in RETRAIN_OPTIMIZERS or name == "adas":  # adas needs the network: nnunet_iac.search.adas
         raise ValueError(f"Unknown retrain optimizer {name!r}; use one of {', '.join(RETRAIN_OPTIMIZERS)}.")
     cell_lr = lr or (nnunet_lr if name == "sgd" else RETRAIN_ADAM_LR)
     groups = [{"params": list(parameters), "lr": cell_lr}]

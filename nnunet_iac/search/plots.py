@@ -124,3 +124,31 @@ def _save(fig, path: Path) -> None:
     with atomic_destination(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
+
+
+def plot_probe(rows: list[dict], path: Path) -> None:
+    """Heat maps over epochs, one row per operation: the mean stable rank of its convolutions and, where the
+    cells trained with Adas, their mean learning rate (``probe_history.json`` rows)."""
+    import numpy as np
+
+    if not rows:
+        raise ValueError(f"plot_probe: no probed epochs to plot into {path}.")
+    operations = list(dict.fromkeys(op for r in rows for op in r["operations"]))
+    epochs = [r["epoch"] for r in rows]
+    panels = [("mean stable rank", "operations", "stable_rank")]
+    if any(r.get("learning_rates") for r in rows):
+        panels.append(("mean Adas learning rate", "learning_rates", None))
+    with plt.style.context("default"):
+        fig, axes = plt.subplots(1, len(panels), figsize=(1.5 + 0.5 * len(epochs) * len(panels) + 3 * len(panels),
+                                                          1.2 + 0.45 * len(operations)), squeeze=False)
+        for ax, (title, key, field) in zip(axes[0], panels):
+            values = np.array([[math.nan if op not in (r.get(key) or {}) else
+                                (r[key][op][field] if field else r[key][op]) for r in rows] for op in operations])
+            image = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
+            ax.set_yticks(range(len(operations)), operations, fontsize=8)
+            ax.set_xticks(range(len(epochs)), epochs, fontsize=7)
+            ax.set_xlabel("epoch")
+            ax.set_title(title, fontsize=10)
+            fig.colorbar(image, ax=ax)
+        fig.tight_layout()
+        _save(fig, path)

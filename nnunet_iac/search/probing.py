@@ -18,7 +18,9 @@ values of what is left tell how much the layer has learned. Here, written from t
   NaN when nothing is kept).
 - A convolution weight (out, in, k...) is unfolded along its output channels (out x in.k...) and along its input
   channels (in x out.k...); the two metrics are averaged over both unfoldings, as Adas does with its channel
-  modes.
+  modes. An unfolding with a single row or column is left out: a depthwise weight (C, 1, k...) unfolds along
+  its input into one row, whose rank is 1 whatever the layer learned; a weight with no unfolding left (a
+  single channel each way) is reported as all noise (stable rank 0), not guessed.
 """
 from __future__ import annotations
 
@@ -95,8 +97,11 @@ def probe_convolution(weight: torch.Tensor) -> Probe:
     """The stable rank and condition of a convolution weight, averaged over its two channel unfoldings."""
     w = weight.detach().float().cpu().numpy()
     out_channels, in_channels = w.shape[:2]
-    probes = [probe_matrix(w.reshape(out_channels, -1)),
-              probe_matrix(np.moveaxis(w, 1, 0).reshape(in_channels, -1))]
+    unfoldings = [m for m in (w.reshape(out_channels, -1), np.moveaxis(w, 1, 0).reshape(in_channels, -1))
+                  if min(m.shape) > 1]
+    if not unfoldings:
+        return Probe(0.0, float("nan"), 0)
+    probes = [probe_matrix(m) for m in unfoldings]
     conditions = [p.condition for p in probes if not math.isnan(p.condition)]
     return Probe(float(np.mean([p.stable_rank for p in probes])),
                  float(np.mean(conditions)) if conditions else float("nan"),

@@ -16,6 +16,8 @@ from nnunet_iac.cells.genotype import Genotype
 from nnunet_iac.network.implanted_network import is_implanted
 from nnunet_iac.nnunet.evaluation import label_names, read_dice
 from nnunet_iac.nnunet.model_folder import model_folder_parameters
+from nnunet_iac.search.probe_history import PROBE_HISTORY_FILE
+from nnunet_iac.search.signal_history import load_signal_rows
 
 RETRAIN_TRAINER = "nnUNetTrainerIACRetrain"
 
@@ -30,6 +32,20 @@ class FoldResult:
     base_folder: Path
     base_dice: dict
     iac_dice: dict
+    #: the retrain's cell probes (probe_history.json): first and last probed epoch, mean stable rank per operation
+    probes: dict | None = None
+
+
+def probe_trend(fold_folder: Path) -> dict | None:
+    """First and last row of a fold's probe_history.json, as mean stable rank (and Adas rate) per operation."""
+    rows = load_signal_rows(Path(fold_folder) / PROBE_HISTORY_FILE)
+    if not rows:
+        return None
+    first, last = rows[0], rows[-1]
+    return {"epochs": [first["epoch"], last["epoch"]],
+            "stable_rank": {op: [first["operations"].get(op, {}).get("stable_rank"), s["stable_rank"]]
+                            for op, s in last["operations"].items()},
+            "learning_rates": last.get("learning_rates")}
 
 
 @dataclass
@@ -52,6 +68,17 @@ class Summary:
                 b, i = f.base_dice.get(label), f.iac_dice.get(label)
                 delta = f"{i - b:+.4f}" if b is not None and i is not None else "n/a"
                 lines.append(f"| {f.fold} | {label} | {_fmt(b)} | {_fmt(i)} | {delta} |")
+        probed = [f for f in self.folds if f.probes]
+        if probed:
+            lines += ["", "Cell probes of the retrain (stable rank of the EVBMF low-rank part, mean per operation; "
+                          "0 = indistinguishable from noise; probe_history.json, probe.png):", "",
+                      "| fold | operation | first epoch | last epoch | Adas rate (last) |", "|---|---|---|---|---|"]
+            for f in probed:
+                e0, e1 = f.probes["epochs"]
+                for op, (first, last) in f.probes["stable_rank"].items():
+                    rate = (f.probes["learning_rates"] or {}).get(op)
+                    lines.append(f"| {f.fold} | {op} | {_fmt(first)} (epoch {e0}) | {_fmt(last)} (epoch {e1}) | "
+                                 f"{'n/a' if rate is None else f'{rate:.2e}'} |")
         lines += ["", f"Parameters: base {self.base_parameters:,}, added by the cells {self.added_parameters:,} "
                       f"({100 * self.added_parameters / max(1, self.base_parameters):.2f} %).", "",
                   "Genotype:", "", "```", self.genotype.describe(), "```"]
@@ -92,7 +119,7 @@ def summarize(results_dir: Path, dataset_name: str, configuration: str, plans_na
         base_file = base_folder / "validation" / "summary.json"
         summary.folds.append(FoldResult(fold_folder.name.removeprefix("fold_"), base_folder,
                                         read_dice(base_file, names) if base_file.is_file() else {},
-                                        read_dice(iac_file, names)))
+                                        read_dice(iac_file, names), probe_trend(fold_folder)))
     if not summary.folds:
         raise SummaryError(f"No fold in {folder} has finished its validation (validation/summary.json).")
     return summary

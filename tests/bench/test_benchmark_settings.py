@@ -91,11 +91,26 @@ def test_bad_strategies_are_refused_by_the_parser(value, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_strategies_put_pcdarts_first_and_the_strategy_setting_cannot_be_given_twice(tmp_path):
+@pytest.mark.parametrize("value, message", [("adas", "give NAME:SETTING=VALUE"), ("Adas:init=gate", "lower-case"),
+                                            ("selected:init=gate", "not 'selected'"),
+                                            ("a:colour=blue", "is not a setting"), ("a:seed=3", "sets nnUNet_IAC_seed")])
+def test_bad_iac_variants_are_refused_by_the_parser(value, message, capsys):
+    from nnunet_iac.benchmark.run_benchmark import build_parser
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["data", "--out", "o", "--iac-variant", value])
+    assert message in capsys.readouterr().err
+
+
+def test_strategies_and_variants_become_iac_variants_and_the_strategy_setting_cannot_be_given_twice(tmp_path):
+    from nnunet_iac.benchmark.arms import IACVariant
     from nnunet_iac.benchmark.datasets import DatasetError
     from nnunet_iac.benchmark.run_benchmark import Benchmark, build_parser
-    assert build_parser().parse_args(["d", "--out", "o", "--strategies", "shapley,pcdarts,lth"]).strategies == \
-        ["pcdarts", "shapley", "lth"]
+    args = build_parser().parse_args(["d", "--out", "o", "--strategies", "shapley,pcdarts,lth", "--iac-variant",
+                                      "adas:cell_optimizer=adas,adas_beta=0.9"])
+    assert [v.name for v in Benchmark.variants.fget(type("B", (), {"args": args})())] == ["shapley", "lth", "adas"]
+    assert args.strategies[0] == IACVariant("shapley", (("nnUNet_IAC_strategy", "shapley"),))
+    assert args.iac_variant[0].env == {"nnUNet_IAC_cell_optimizer": "adas", "nnUNet_IAC_adas_beta": "0.9"}
+    assert build_parser().parse_args(["d", "--out", "o"]).strategies == []
     source = tmp_path / "Task04_Hippocampus"
     (source / "imagesTr").mkdir(parents=True)
     (source / "labelsTr").mkdir()
@@ -104,4 +119,8 @@ def test_strategies_put_pcdarts_first_and_the_strategy_setting_cannot_be_given_t
     args = build_parser().parse_args([str(source), "--out", str(tmp_path / "out"), "--strategies", "pcdarts,lth",
                                       "--iac-setting", "strategy=shapley"])
     with pytest.raises(DatasetError, match="both choose the search strategy"):
+        Benchmark(args).check_inputs()
+    args = build_parser().parse_args([str(source), "--out", str(tmp_path / "out"), "--strategies", "pcdarts,lth",
+                                      "--iac-variant", "lth:init=gate"])
+    with pytest.raises(DatasetError, match="distinct names"):
         Benchmark(args).check_inputs()

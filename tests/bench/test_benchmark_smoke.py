@@ -121,21 +121,22 @@ def test_smoke_runs_every_control_and_random_genotype_and_compares_iac_with_them
 @pytest.mark.integration
 def test_smoke_other_strategy_searches_and_retrains_beside_pcdarts_from_the_same_base(smoke):
     out, results = smoke
-    search_epochs, _, search = _trained(out, search_arm(12345, strategy="lth"))
+    search_epochs, _, search = _trained(out, search_arm(12345, variant="lth"))
     assert search["iac"]["strategy"]["name"] == "lth"
     _, _, pcdarts_search = _trained(out, search_arm(12345))
-    assert pcdarts_search["iac"]["strategy"]["name"] == "pcdarts"
-    _, _, retrained = _trained(out, iac_arm(12345, strategy="lth"))
+    assert pcdarts_search["iac"]["strategy"]["name"] == "pc_darts"  # the strategy's own name
+    _, _, retrained = _trained(out, iac_arm(12345, variant="lth"))
     assert Genotype.from_dict(retrained["iac"]["genotype"]) == Genotype.load(
-        search_arm(12345, strategy="lth").fold(out / "nnUNet_results" / "Dataset990_IACSynthetic") / "genotype.json")
-    strategies = results["strategies"]
-    assert list(strategies) == ["pcdarts", "lth"] and strategies["pcdarts"]["search_speedup"] == pytest.approx(1.0)
-    lth = strategies["lth"]["seeds"]["12345"]
+        search_arm(12345, variant="lth").fold(out / "nnUNet_results" / "Dataset990_IACSynthetic") / "genotype.json")
+    variants = results["variants"]
+    assert list(variants) == ["iac", "iac_lth"] and variants["iac"]["search_speedup"] == pytest.approx(1.0)
+    assert variants["iac_lth"]["settings"] == {"nnUNet_IAC_init": "gate", "nnUNet_IAC_strategy": "lth"}
+    lth = variants["iac_lth"]["seeds"]["12345"]
     assert lth["search_seconds"] == results["stages"]["search lth (seed 12345)"]["seconds"] > 0
     assert lth["search_epochs"]["search"] + lth["search_epochs"]["warmup"] == search_epochs
     assert lth["mean_iteration_ratio"] > 0
     assert "iac_lth_seed12345 - iac_seed12345" in results["paired"]["validation"]
-    assert "## Search strategies" in (out / "results.md").read_text()
+    assert "## IAC variants" in (out / "results.md").read_text()
 
 
 @pytest.mark.integration

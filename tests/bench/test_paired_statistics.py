@@ -84,7 +84,7 @@ def test_the_selected_genotype_is_compared_with_the_references_and_the_searched_
     assert "iac_mean_of_seeds - best control (control)" in rows  # the seeds' mean stays the main IAC result
 
 
-def test_other_search_strategies_are_compared_with_the_base_pcdarts_and_the_best_control():
+def test_iac_variants_are_compared_with_the_base_the_reference_iac_and_the_best_control():
     cases = {"base": _sets(0.80, 0.70), "iac_seed1": _sets(0.82, 0.72), "iac_seed2": _sets(0.84, 0.74),
              "iac_lth_seed1": _sets(0.81, 0.71), "iac_lth_seed2": _sets(0.83, 0.73),
              "iac_shapley_seed1": _sets(0.86, 0.76), "control": _sets(0.81, 0.71)}

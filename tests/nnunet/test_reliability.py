@@ -1,5 +1,6 @@
 """Bad inputs stop with an error that names the file and the fix; checkpoints load weights-only; DDP is refused."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -83,6 +84,19 @@ def test_checkpoint_and_validation_knobs_are_validated():
     assert (settings.save_every, settings.search_validation) == (3, 0)
     with pytest.raises(SettingsError, match="nnUNet_IAC_save_every=0 must be >= 1"):
         IACSettings.from_env({"nnUNet_IAC_save_every": "0"})
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"nnUNet_IAC_cell_optimizer": "adam"}, "nnUNet_IAC_cell_optimizer='adam' is not allowed; use one of sgd, adas"),
+    ({"nnUNet_IAC_adas_beta": "1.5"}, "nnUNet_IAC_adas_beta=1.5 must be in"),
+    ({"nnUNet_IAC_adas_zeta": "-1"}, "nnUNet_IAC_adas_zeta=-1.0 0 or more"),
+    ({"nnUNet_IAC_probe_every": "-1"}, "nnUNet_IAC_probe_every=-1 must be >= 0"),
+    ({"nnUNet_IAC_adas_lr": "fast"}, "nnUNet_IAC_adas_lr='fast' is not a number"),
+])
+def test_probing_and_adas_knobs_are_validated(env, message):
+    assert IACSettings.from_env({"nnUNet_IAC_cell_optimizer": "adas", "nnUNet_IAC_probe_every": "0"}).probe_every == 0
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        IACSettings.from_env(env)
 
 
 def _construct_trainers_in_a_process_group(rank, init_file, results):

@@ -147,6 +147,24 @@ def test_interrupted_and_continued_retrain_ends_with_the_same_weights(retrained,
         assert torch.equal(continued["network_weights"][key], value), key
 
 
+def test_the_retrain_probes_its_cells_every_epoch_and_can_train_them_with_adas(retrained, workspace, tmp_path):
+    """Issue 17: probe_history.json (and probe.png) from the default retrain; nnUNet_IAC_retrain_optimizer=adas
+    (in a results folder of its own) gives every cell convolution its own rate, moved by its probes."""
+    probes = json.loads((retrained["model"] / "fold_0" / "probe_history.json").read_text())
+    assert [row["epoch"] for row in probes] == [0, 1] and "learning_rates" not in probes[0]
+    assert {"sep_conv_3x3", "frame"} <= set(probes[0]["operations"])
+    assert (retrained["model"] / "fold_0" / "probe.png").is_file()
+    env = {**retrained["env"], "nnUNet_IAC_retrain_optimizer": "adas", "nnUNet_results": str(tmp_path)}
+    workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", RETRAIN, "-device", "cpu", env=env)
+    folder = tmp_path / DATASET / f"{RETRAIN}__nnUNetPlans__2d" / "fold_0"
+    groups = safe_load(folder / "checkpoint_final.pth")["optimizer_state"]["param_groups"]
+    layers = [g for g in groups if g.get("adas_module")]
+    assert layers and all(g["adas_epoch"] == 1 for g in layers)
+    assert len({g["lr"] for g in layers}) > 1
+    rows = json.loads((folder / "probe_history.json").read_text())
+    assert all(row["learning_rates"] for row in rows)
+
+
 def test_a_checkpoint_write_failing_half_way_keeps_the_last_good_retrain_checkpoint(retrained, workspace, tmp_path):
     """The disk fills up half-way through epoch 1's checkpoint_latest.pth (tests/nnunet_trainers): epoch 0's
     checkpoint and the genotype stay intact and no temporary file is left."""
@@ -195,6 +213,7 @@ def test_summary_and_show_work_on_the_produced_folders(retrained, workspace, mon
     assert cli_main(["summary", "-d", str(DATASET_ID), "-c", "2d"]) == 0
     out = capsys.readouterr().out
     assert "| 0 | mean |" in out and "added by the cells" in out and "sep_conv_3x3(skip)" in out
+    assert "Cell probes of the retrain" in out and "| 0 | sep_conv_3x3 |" in out and "(epoch 1)" in out
     picture = tmp_path / "g.png"
     assert cli_main(["show", str(retrained["model"] / "fold_0" / "genotype.json"), "-o", str(picture)]) == 0
     assert picture.stat().st_size > 1000

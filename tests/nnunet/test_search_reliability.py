@@ -25,13 +25,18 @@ def base_checkpoint(workspace):
     return workspace.train_base("2d") / "fold_0" / "checkpoint_final.pth"
 
 
-def search(workspace, base_checkpoint, trainer, *extra, env=None, check=True):
-    return workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", FOLD, "-tr", trainer, "-device", "cpu", *extra,
+def search(workspace, base_checkpoint, trainer, *extra, env=None, check=True, fold=FOLD):
+    return workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", fold, "-tr", trainer, "-device", "cpu", *extra,
                          env={**ENV, "nnUNet_IAC_base": str(base_checkpoint), **(env or {})}, check=check)
 
 
-def fold_folder(workspace, trainer):
-    return workspace.results / f"{trainer}__nnUNetPlans__2d" / f"fold_{FOLD}"
+def fold_folder(workspace, trainer, fold=FOLD):
+    return workspace.results / f"{trainer}__nnUNetPlans__2d" / f"fold_{fold}"
+
+
+def probes_without_timing(folder):
+    return [{k: v for k, v in row.items() if k != "seconds"}
+            for row in json.loads((folder / "probe_history.json").read_text())]
 
 
 def history_without_timing(folder):
@@ -79,10 +84,41 @@ def test_interrupted_and_continued_search_repeats_the_uninterrupted_one(workspac
     for key in ("epoch_start_timestamps", "epoch_end_timestamps", "train_losses"):
         assert final["logging"][key][:2] == interrupted["logging"][key][:2], key
     assert history_without_timing(folder) == history_without_timing(uninterrupted[1])
+    assert probes_without_timing(folder) == probes_without_timing(uninterrupted[1])
+    assert [r["epoch"] for r in probes_without_timing(folder)] == [0, 1, 2, 3]
     reference = safe_load(uninterrupted[1] / "checkpoint_final.pth")
     for key, value in reference["network_weights"].items():
         assert torch.equal(final["network_weights"][key], value), key
     assert Genotype.load(folder / "genotype.json") == Genotype.load(uninterrupted[1] / "genotype.json")
+
+
+def test_an_adas_search_continued_with_c_repeats_the_uninterrupted_one_rates_included(workspace, base_checkpoint,
+                                                                                      tmp_path_factory):
+    """nnUNet_IAC_cell_optimizer=adas (issue 17): the per-convolution rates move with the probes, live in the
+    optimizer state of nnU-Net's checkpoint, and a search killed after epoch 1 and continued with --c ends with
+    the uninterrupted search's weights, rates and probe history. Fold 2, its own folders."""
+    adas = {"nnUNet_IAC_cell_optimizer": "adas"}
+    fresh = tmp_path_factory.mktemp("adas_results")
+    search(workspace, base_checkpoint, "nnUNetTrainerIACSearch", env={**adas, "nnUNet_results": str(fresh)},
+           fold="2")
+    reference_folder = fresh / workspace.results.name / "nnUNetTrainerIACSearch__nnUNetPlans__2d" / "fold_2"
+    trainer = "nnUNetTrainerIACSearchKilled"
+    killed = search(workspace, base_checkpoint, trainer, env={**adas, "IAC_TEST_KILL_AFTER_EPOCH": "1"},
+                    check=False, fold="2")
+    assert killed.returncode == 3
+    search(workspace, base_checkpoint, trainer, "--c", env=adas, fold="2")
+    folder = fold_folder(workspace, trainer, fold="2")
+    final, reference = (safe_load(f / "checkpoint_final.pth") for f in (folder, reference_folder))
+    for key, value in reference["network_weights"].items():
+        assert torch.equal(final["network_weights"][key], value), key
+    rates = [g["lr"] for g in final["optimizer_state"]["param_groups"] if g.get("adas_module")]
+    assert rates == [g["lr"] for g in reference["optimizer_state"]["param_groups"] if g.get("adas_module")]
+    assert len(set(rates)) > 1, "Adas left every convolution at the same rate"
+    probes = probes_without_timing(folder)
+    assert probes == probes_without_timing(reference_folder)
+    assert all(row["learning_rates"] for row in probes)
+    assert (folder / "probe.png").is_file()
+    assert json.loads((folder / "iac_settings.json").read_text())["cell_optimizer"] == "adas"
 
 
 def test_stable_genotype_stops_the_search_early_with_its_final_files(workspace, base_checkpoint):

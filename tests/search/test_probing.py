@@ -45,3 +45,15 @@ def test_a_trained_looking_convolution_probes_above_a_random_one():
     structured = torch.from_numpy(_low_rank(4, shape=(16, 72), noise=0.01)).float().reshape(16, 8, 3, 3)
     assert probe_convolution(structured).stable_rank > probe_convolution(random).stable_rank
     assert probe_convolution(torch.zeros(4, 4, 3, 3)).kept == 0
+
+
+def test_a_depthwise_weight_is_probed_on_its_output_unfolding_alone_and_a_single_channel_is_all_noise():
+    rng = np.random.default_rng(2)
+    structured = _low_rank(2, shape=(16, 9), noise=0.001)
+    depthwise = torch.as_tensor(structured.reshape(16, 1, 3, 3))
+    probe, expected = probe_convolution(depthwise), probe_matrix(structured)
+    # the one-row input unfolding (1 x 144) is not averaged in (float32 in the probe, hence approx)
+    assert probe.kept == expected.kept == 2
+    assert abs(probe.stable_rank - expected.stable_rank) < 1e-5 and abs(probe.condition - expected.condition) < 1e-3
+    single = probe_convolution(torch.as_tensor(rng.standard_normal((1, 1, 1, 1))))
+    assert single.stable_rank == 0.0 and single.kept == 0 and math.isnan(single.condition)
