@@ -48,10 +48,11 @@ def adas_parameter_groups(network: nn.Module, lr: float) -> list[dict]:
     """One group per probed convolution of the cells (its weight and bias), and one for every other cell
     parameter (``adas_module`` None)."""
     modules = dict(network.named_modules())
-    groups, grouped = [], set()
+    groups, grouped, named = [], set(), set()
     for *_, name, _weight in cell_weights(network):
-        if name in {g[MODULE_KEY] for g in groups}:
+        if name in named:  # a grouped convolution yields one weight block per edge
             continue
+        named.add(name)
         params = [p for p in modules[name].parameters(recurse=False) if p.requires_grad]
         groups.append({"params": params, MODULE_KEY: name, "lr": lr, "adas_gain": None, "adas_epoch": -1})
         grouped.update(id(p) for p in params)
@@ -109,10 +110,10 @@ class AdasScheduler:
             return
         gains = self.gains()
         for group in layers:
-            gain = gains.get(group[MODULE_KEY])
             if group["adas_epoch"] >= epoch:
                 continue
             group["adas_epoch"] = epoch
+            gain = gains.get(group[MODULE_KEY])
             if gain is None:  # a layer no longer probed (its operation pruned from every edge): rate kept
                 continue
             if group["adas_gain"] is not None:
