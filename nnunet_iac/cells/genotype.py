@@ -28,13 +28,16 @@ import torch
 from nnunet_iac.common.atomic_io import atomic_write_json
 from nnunet_iac.cells.topology import NUM_INPUTS, CellTopology
 from nnunet_iac.cells.operations import OPERATIONS, ZERO
+from nnunet_iac.cells.levels import ALL, LevelsError, parse_levels
 from nnunet_iac.cells.output_init import INITS
 
 FORMAT = "nnunet-iac-genotype"
 VERSION = 2
 VERSIONS = (1, 2)
 #: the cell options a version-2 genotype records, by their nnUNet_IAC_* setting names
-CELL_OPTION_NAMES = ("k", "width_divisor", "mode", "init")
+CELL_OPTION_NAMES = ("k", "width_divisor", "mode", "init", "levels")
+#: cell options a version-2 genotype written before they existed may lack, with the value those genotypes meant
+LATER_CELL_OPTIONS = {"levels": ALL}
 
 
 class GenotypeError(ValueError):
@@ -173,8 +176,14 @@ def _parse_search_record(data: dict, fail) -> tuple[dict[str, Any], tuple[str, .
     """A version-2 genotype's cell options and search space, checked for type; whether the mode exists is
     for the network layer to say (Stage III checks it against the implant modes)."""
     options = data.get("cell_options")
+    if isinstance(options, dict):
+        options = {**LATER_CELL_OPTIONS, **options}
     if not isinstance(options, dict) or set(options) != set(CELL_OPTION_NAMES):
         raise fail(f"'cell_options' must be an object with exactly {', '.join(CELL_OPTION_NAMES)}, got {options!r}")
+    try:
+        parse_levels(options["levels"])
+    except LevelsError as e:
+        raise fail(f"cell option {e}") from None
     for name in ("k", "width_divisor"):
         value = options[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -211,7 +220,7 @@ def derive_genotype(op_weights: torch.Tensor, edge_weights: torch.Tensor, topolo
                     operation_names: tuple[str, ...], inputs_per_node: int = 2,
                     meta: dict[str, Any] | None = None, cell_options: dict[str, Any] | None = None) -> Genotype:
     """Discretize softmax(alpha) (edges x ops) and normalized beta (edges,) into a genotype. With
-    ``cell_options`` (the search's K, width divisor, mode, init) it records them and ``operation_names`` as its
+    ``cell_options`` (the search's K, width divisor, mode, init, levels) it records them and ``operation_names`` as its
     search space (version 2), so Stage III builds its cells as the search did."""
     op_weights = op_weights.detach().float().cpu()
     edge_weights = edge_weights.detach().float().cpu()
@@ -235,5 +244,6 @@ def derive_genotype(op_weights: torch.Tensor, edge_weights: torch.Tensor, topolo
     genotype = Genotype(nodes=tuple(nodes), concat=topology.concat_nodes, meta=dict(meta or {}))
     if cell_options is None:
         return genotype
+    cell_options = {**LATER_CELL_OPTIONS, **cell_options}
     return replace(genotype, cell_options={name: cell_options[name] for name in CELL_OPTION_NAMES},
                    search_space=tuple(operation_names))

@@ -12,6 +12,7 @@ from nnunet_iac.cells.discrete_cell import DiscreteCell
 from nnunet_iac.cells.genotype import Genotype
 from nnunet_iac.network.implant import base_decoder, implant_cells
 from nnunet_iac.cells.layer_spec import LayerSpec
+from nnunet_iac.cells.levels import ALL
 from nnunet_iac.cells.operations import search_space
 from nnunet_iac.cells.search_cell import SearchCell
 
@@ -25,12 +26,14 @@ class CellOptions:
     """What shapes the cells besides the genotype; searched and retrained cells must use the same k, width
     and mode. ``k`` is PC-DARTS' K (1/K of a cell's channels go through the mixed operations; the same name as
     the setting ``nnUNet_IAC_k`` and the genotype's ``cell_options``). ``init`` is how a residual cell's output
-    starts (``output_init``); ``gate`` adds a parameter."""
+    starts (``output_init``); ``gate`` adds a parameter. ``levels`` says which decoder levels get a cell
+    (``cells.levels``: ``all``, or e.g. ``0,1``)."""
 
     k: int = 4
     width_divisor: int = 4
     mode: str = "residual"
     init: str = "zero"
+    levels: str = ALL
 
     def __post_init__(self):
         check_init(self.init, self.mode)
@@ -59,7 +62,7 @@ def implant_search_cells(network: nn.Module, options: CellOptions = CellOptions(
         return SearchCell(spec, skip_channels, up_channels, options.width(skip_channels), topology,
                           operation_names, options.k)
 
-    return implant_cells(network, make_cell, options.mode, architecture, options.init)
+    return implant_cells(network, make_cell, options.mode, architecture, options.init, options.levels)
 
 
 def implant_discrete_cells(network: nn.Module, genotype: Genotype,
@@ -69,4 +72,4 @@ def implant_discrete_cells(network: nn.Module, genotype: Genotype,
     def make_cell(stage: int, skip_channels: int, up_channels: int) -> DiscreteCell:
         return DiscreteCell(spec, skip_channels, up_channels, options.width(skip_channels), genotype)
 
-    return implant_cells(network, make_cell, options.mode, init=options.init)
+    return implant_cells(network, make_cell, options.mode, init=options.init, levels=options.levels)

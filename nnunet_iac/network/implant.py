@@ -19,6 +19,7 @@ import torch
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from torch import nn
 
+from nnunet_iac.cells.levels import ALL, LevelsError, resolve_levels
 from nnunet_iac.cells.output_init import initialize_output
 
 MODES = ("residual", "replace")
@@ -34,13 +35,18 @@ class ImplantError(TypeError):
 
 
 class ImplantedUNetDecoder(UNetDecoder):
+    """``iac_cells[i]`` sits at decoder stage ``iac_cell_levels[i]``; a stage without a cell concatenates as the
+    base does."""
+
     def __init__(self, decoder: UNetDecoder, cells: list[nn.Module], mode: str,
-                 architecture: nn.Module | None = None):
+                 architecture: nn.Module | None = None, cell_levels: tuple[int, ...] | None = None):
         nn.Module.__init__(self)
         if mode not in MODES:
             raise ValueError(f"Unknown implant mode {mode!r}; use one of {', '.join(MODES)}.")
-        if len(cells) != len(decoder.stages):
-            raise ValueError(f"Got {len(cells)} cells for {len(decoder.stages)} decoder stages.")
+        cell_levels = tuple(range(len(decoder.stages))) if cell_levels is None else tuple(cell_levels)
+        if len(cells) != len(cell_levels) or not set(cell_levels) <= set(range(len(decoder.stages))):
+            raise ValueError(f"Got {len(cells)} cells for levels {cell_levels} of {len(decoder.stages)} decoder "
+                             f"stages.")
         for name, module in decoder.named_children():
             self.add_module(name, module)
         self.deep_supervision = decoder.deep_supervision
@@ -48,11 +54,16 @@ class ImplantedUNetDecoder(UNetDecoder):
         self.iac_mode = mode
         self.iac_base_frozen = False
         self.iac_trainable_base = frozenset()
+        self.iac_cell_levels = cell_levels
+        self._cell_of_stage = {stage: i for i, stage in enumerate(cell_levels)}
         self.add_module(CELLS, nn.ModuleList(cells))
         self.add_module(ARCHITECTURE, architecture)
 
     def merge(self, stage: int, up: torch.Tensor, skip: torch.Tensor, architecture) -> torch.Tensor:
-        cell_out = self.iac_cells[stage](skip, up, architecture)
+        cell = self._cell_of_stage.get(stage)
+        if cell is None:
+            return torch.cat((up, skip), 1)
+        cell_out = self.iac_cells[cell](skip, up, architecture)
         if self.iac_mode == "replace":
             return cell_out
         return torch.cat((up, skip), 1) + cell_out
@@ -77,8 +88,8 @@ class ImplantedUNetDecoder(UNetDecoder):
         for stride in self.encoder.strides[:-1]:
             input_size = [i // j for i, j in zip(input_size, stride)]
             skip_sizes.append(input_size)
-        for s, cell in enumerate(self.iac_cells):
-            output += cell.feature_map_size(skip_sizes[-(s + 1)])
+        for stage, cell in zip(self.iac_cell_levels, self.iac_cells):
+            output += cell.feature_map_size(skip_sizes[-(stage + 1)])
         return output
 
     def named_base_children(self) -> Iterator[tuple[str, nn.Module]]:
@@ -110,18 +121,24 @@ def base_decoder(network: nn.Module) -> UNetDecoder:
 
 
 def implant_cells(network: nn.Module, make_cell: CellFactory, mode: str = "residual",
-                  architecture: nn.Module | None = None, init: str = "zero") -> nn.Module:
-    """Replace ``network.decoder`` by an implanted decoder with one cell per stage; returns ``network``.
-    ``init`` sets how each residual cell's output starts (``nnunet_iac.cells.output_init``)."""
+                  architecture: nn.Module | None = None, init: str = "zero", levels: str = ALL) -> nn.Module:
+    """Replace ``network.decoder`` by an implanted decoder with one cell per stage ``levels`` selects (all by
+    default; ``nnunet_iac.cells.levels``); returns ``network``. ``init`` sets how each residual cell's output
+    starts (``nnunet_iac.cells.output_init``)."""
     decoder = base_decoder(network)
     channels = decoder.encoder.output_channels
+    try:
+        stages = resolve_levels(levels, len(decoder.stages))
+    except LevelsError as e:
+        raise ImplantError(f"Cannot implant cells: {e} Set nnUNet_IAC_levels to levels of this network, or "
+                           f"'all'.") from None
     cells = []
-    for s in range(len(decoder.stages)):
+    for s in stages:
         skip_channels = channels[-(s + 2)]
         cell = make_cell(s, skip_channels, skip_channels)
         initialize_output(cell, init, mode)
         cells.append(cell)
-    network.decoder = ImplantedUNetDecoder(decoder, cells, mode, architecture)
+    network.decoder = ImplantedUNetDecoder(decoder, cells, mode, architecture, stages)
     return network
 
 

@@ -177,7 +177,7 @@ class IACSearchTrainer(IACTrainerBase):
         network = unwrap(self.network)
         meta = {
             "spatial_dims": len(self.configuration_manager.patch_size),
-            "levels": len(network.decoder.iac_cells),
+            "levels": len(network.decoder.stages),  # the decoder's; which carry cells is the cell option 'levels' 
             "epoch": self.current_epoch,
             "dataset": self.plans_manager.dataset_name,
             "plans": self.plans_manager.plans_name,

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from nnunet_iac.network.base_policy import RETRAIN_BASE_POLICIES
 from nnunet_iac.cells.genotype import CELL_OPTION_NAMES, GenotypeError
+from nnunet_iac.cells.levels import ALL, LevelsError, parse_levels
 from nnunet_iac.cells.output_init import INITS
 from nnunet_iac.network.builders import CellOptions
 from nnunet_iac.network.implant import MODES
@@ -30,7 +31,7 @@ from nnunet_iac.search.strategies import DEFAULT_STRATEGY, STRATEGIES
 
 PREFIX = "nnUNet_IAC_"
 #: cell options that shape the cells the search chose among: Stage III must build the same
-STRUCTURAL_CELL_OPTIONS = ("k", "width_divisor", "mode")
+STRUCTURAL_CELL_OPTIONS = ("k", "width_divisor", "mode", "levels")
 
 
 class SettingsError(ValueError):
@@ -79,6 +80,7 @@ class IACSettings:
     retrain_validation: int = 1
     save_every: int = 1
     init: str = "zero"
+    levels: str = ALL
     retrain_base: str = "frozen"
     retrain_base_lr: float = 0.0
     arch_lr: float = 0.0
@@ -96,7 +98,8 @@ class IACSettings:
 
     @property
     def cell_options(self) -> CellOptions:
-        return CellOptions(k=self.k, width_divisor=self.width_divisor, mode=self.mode, init=self.init)
+        return CellOptions(k=self.k, width_divisor=self.width_divisor, mode=self.mode, init=self.init,
+                           levels=self.levels)
 
     def genotype_cell_options(self) -> dict[str, Any]:
         """The cell options as a genotype records them (by setting name)."""
@@ -168,6 +171,10 @@ class IACSettings:
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)!r} is not allowed; use one of "
                                     f"{', '.join(allowed)}.")
+        try:
+            parse_levels(self.levels)
+        except LevelsError as e:
+            raise SettingsError(f"{PREFIX}levels: {e}") from None
         if self.mode not in MODES:
             raise SettingsError(f"{PREFIX}mode={self.mode!r} is not a mode; use one of {', '.join(MODES)}.")
         if self.retrain_optimizer not in RETRAIN_OPTIMIZERS:

@@ -34,7 +34,7 @@ _CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 @dataclass(frozen=True)
 class ProbeRow:
-    level: int
+    level: int            # decoder stage (0 = lowest resolution)
     node: int | None      # intermediate node the edge feeds (None: the frame)
     source: int | None    # graph node the edge leaves
     operation: str
@@ -85,8 +85,8 @@ def _discrete_cell_weights(level: int, cell: DiscreteCell, prefix: str):
 def cell_weights(network: nn.Module):
     """(level, node, source, operation, layer, module name, weight) of every convolution weight in the cells."""
     decoder = implanted_decoder(network)
-    for level, cell in enumerate(decoder.iac_cells):
-        prefix = f"decoder.iac_cells.{level}"
+    for index, (level, cell) in enumerate(zip(decoder.iac_cell_levels, decoder.iac_cells)):
+        prefix = f"decoder.iac_cells.{index}"
         yield from _frame_weights(level, cell, prefix)
         if isinstance(cell, SearchCell):
             yield from _search_cell_weights(level, cell, prefix)

@@ -96,7 +96,9 @@ def measure_costs(network: nn.Module, patch_size, device: torch.device, repeats:
     decoder = implanted_decoder(network)
     spec = LayerSpec.from_encoder(decoder.encoder)
     rows = []
-    for level, (cell, size) in enumerate(zip(decoder.iac_cells, level_spatial_sizes(network, patch_size))):
+    sizes = level_spatial_sizes(network, patch_size)
+    for level, cell in zip(decoder.iac_cell_levels, decoder.iac_cells):
+        size = sizes[level]
         x = torch.randn(1, cell.width, *size, device=device)
         for name in cell.operation_names:
             op = build_operation(name, spec, cell.width).to(device).eval()
@@ -109,7 +111,8 @@ def load_or_measure_costs(folder: Path, network: nn.Module, patch_size, device: 
     """The cached table of ``folder`` when it was measured for this patch size and device type, else measured
     now and cached."""
     path = Path(folder) / COST_FILE
-    key = {"patch_size": list(patch_size), "device": device.type}
+    key = {"patch_size": list(patch_size), "device": device.type,
+           "levels": list(implanted_decoder(network).iac_cell_levels)}
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved.get("key") == key:
