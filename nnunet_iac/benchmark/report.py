@@ -112,7 +112,8 @@ def variants_table(variants: dict) -> list[str]:
     """IAC variants beside the run's own IAC arm (issues 16, 17): time, iteration ratio, Dice and agreement over
     seeds."""
     lines = ["| arm | settings | seeds | search wall time | faster than iac | search epochs run | mean iteration ratio "
-             "| validation Dice | test Dice | seeds' agreement (edges+ops) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| validation Dice | test Dice | predict time / base | seeds' agreement (edges+ops) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def mean_std(s, scale=1.0, digits=4):
         return "n/a" if not s else f"{scale * s['mean']:.{digits}f} +- {scale * s['std']:.{digits}f}"
@@ -125,10 +126,12 @@ def variants_table(variants: dict) -> list[str]:
         settings = ", ".join(f"{k.removeprefix('nnUNet_IAC_')}={v}" for k, v in r["settings"].items()) or "defaults"
         lines.append(f"| {name} | {settings} | {len(r['seeds'])} | {mean_std(r['search_seconds'], 1 / 60, 1)} min | "
                      f"{r['search_speedup']:.2f}x | {epochs} | {mean_std(r['mean_iteration_ratio'], digits=2)} | "
-                     f"{mean_std(r['dice']['validation'])} | {mean_std(r['dice']['test'])} | {shared} |")
+                     f"{mean_std(r['dice']['validation'])} | {mean_std(r['dice']['test'])} | "
+                     f"{mean_std(r.get('predict_ratio'), digits=2)} | {shared} |")
     lines += ["", "Mean +- std over seeds. Wall time of the search stage (nnUNetv2_train, start to end); the mean "
                   "iteration ratio is the mean search epoch after warm-up over the base's median training epoch "
-                  "(equal batch); a pruning search may stop before its budget once every edge has one operation. "
+                  "(equal batch); a pruning search may stop before its budget once every edge has one operation; "
+                  "predict time: the arm's nnUNetv2_predict wall time over the base's, same cases. "
                   "Genotypes per seed: results.json, `variants`."]
     return lines
 

@@ -134,6 +134,18 @@ def _strategies(text: str) -> list[IACVariant]:
 _VARIANT_NAME = re.compile(r"^[a-z][a-z0-9]*$")
 
 
+def _setting_items(text: str) -> list[str]:
+    """``a=1,levels=0,1`` -> ``['a=1', 'levels=0,1']``: a piece without ``=`` continues the value before it (a
+    setting whose value is itself a comma list, as nnUNet_IAC_levels)."""
+    items = []
+    for piece in (p for p in text.split(",") if p.strip()):
+        if "=" not in piece and items:
+            items[-1] += "," + piece
+        else:
+            items.append(piece)
+    return items
+
+
 def _variant(text: str) -> IACVariant:
     name, sep, settings = text.partition(":")
     if not sep or not _VARIANT_NAME.match(name) or name == "selected" or not settings.strip():
@@ -141,7 +153,7 @@ def _variant(text: str) -> IACVariant:
                                          f"lower-case letters and digits (not 'selected'), e.g. "
                                          f"adas:cell_optimizer=adas")
     try:
-        env = parse_iac_settings([item for item in settings.split(",") if item.strip()])
+        env = parse_iac_settings(_setting_items(settings))
     except SettingsError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return IACVariant(name, tuple(sorted(env.items())))
@@ -366,9 +378,10 @@ class Benchmark:
 
     def variant_comparison(self, dice: dict, stages: dict, base_iteration: float | None) -> dict:
         """Per IAC arm group, the reference first (issues 16, 17): settings, search wall time, epochs run and mean
-        iteration ratio of every seed, the retrained arm's Dice, the seeds' genotype agreement, and the search
-        speed-up over the reference."""
+        iteration ratio of every seed, the retrained arm's Dice and nnUNetv2_predict time over the base's (issue 18),
+        the seeds' genotype agreement, and the search speed-up over the reference."""
         out = {}
+        base_predict = stages["predict (base)"]["seconds"]
         iterations = self.budget.iterations_per_epoch
         for variant in (REFERENCE, *self.variants):
             seeds = {}
@@ -382,6 +395,8 @@ class Benchmark:
                     "mean_iteration_ratio": mean_iteration / base_iteration if mean_iteration and base_iteration
                     else None,
                     "dice": dice[iac_arm(seed, self.regime, variant.name).name],
+                    "predict_ratio": stages[f"predict ({iac_arm(seed, self.regime, variant.name).name})"]["seconds"]
+                    / base_predict,
                     "genotype": Genotype.load(fold / "genotype.json").to_dict()}
             out[iac_group(variant.name)] = {
                 "settings": {**self.iac_settings, **variant.env},
@@ -391,6 +406,7 @@ class Benchmark:
                                                          if r["mean_iteration_ratio"] is not None]),
                 "dice": {s: measures.spread([r["dice"][s]["mean"] for r in seeds.values()])
                          for s in ("validation", "test")},
+                "predict_ratio": measures.spread([r["predict_ratio"] for r in seeds.values()]),
                 "genotype_agreement": measures.genotype_agreement(
                     [Genotype.from_dict(r["genotype"]) for r in seeds.values()])}
         reference = out[iac_group()]["search_seconds"]["mean"]

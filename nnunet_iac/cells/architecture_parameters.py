@@ -6,6 +6,10 @@ saved in checkpoints with everything else, and can be told apart from cell weigh
 A pruning search strategy masks operations out of some edges (``set_operation_mask``): their weight becomes
 exactly 0 and the softmax is taken over the operations left. The mask is not part of the state_dict (searches
 without pruning keep their checkpoint keys); the strategy that prunes keeps it in its own checkpointed state.
+
+An evolutionary strategy scores discrete genotypes on the trained supernet (``fix_weights``): while fixed, the
+cells see the genotype's one-hot operation and edge weights instead of softmax(alpha) and softmax(beta), and
+alpha and beta themselves are left untouched.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class ArchitectureParameters(nn.Module):
         self.register_buffer("operation_mask", torch.ones(topology.num_edges, num_operations, dtype=torch.bool),
                              persistent=False)
         self.masked = False  # a Python flag, so that an unpruned search never checks the mask on the device
+        self.fixed = None     # (op_weights, edge_weights) the cells see instead of alpha's and beta's, or None
 
     def set_operation_mask(self, mask: torch.Tensor) -> None:
         """``mask[e, o]`` False removes operation ``o`` from edge ``e``; every edge keeps at least one."""
@@ -52,5 +57,19 @@ class ArchitectureParameters(nn.Module):
             parts.append(torch.softmax(self.beta[start:stop], dim=0))
         return torch.cat(parts)
 
+    def fix_weights(self, op_weights: torch.Tensor | None, edge_weights: torch.Tensor | None = None) -> None:
+        """Make the cells see these weights (shapes of alpha and beta) until called with None."""
+        if op_weights is None:
+            self.fixed = None
+            return
+        if op_weights.shape != self.alpha.shape or edge_weights is None or edge_weights.shape != self.beta.shape:
+            raise ValueError(f"Fixed weights of shapes {tuple(op_weights.shape)} and "
+                             f"{None if edge_weights is None else tuple(edge_weights.shape)} do not fit alpha "
+                             f"{tuple(self.alpha.shape)} and beta {tuple(self.beta.shape)}.")
+        device = self.alpha.device
+        self.fixed = (op_weights.to(device, self.alpha.dtype), edge_weights.to(device, self.beta.dtype))
+
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.fixed is not None:
+            return self.fixed
         return self.operation_weights(), self.edge_weights()

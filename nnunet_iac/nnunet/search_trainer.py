@@ -238,6 +238,8 @@ class IACSearchTrainer(IACTrainerBase):
             raise
 
     def on_train_end(self):
+        if self.history.records:
+            self.conclude_search()
         super().on_train_end()
         shut_down(self.dataloader_arch)
         if self.local_rank == 0 and self.history.records:
@@ -253,6 +255,13 @@ class IACSearchTrainer(IACTrainerBase):
             draw_genotype(genotype, out / GENOTYPE_PLOT, f"{self.plans_manager.dataset_name} {self.configuration_name} "
                                                          f"fold {self.fold}, epoch {self.current_epoch - 1}")
             self.print_to_log_file(f"Final genotype written to {out / GENOTYPE_FILE}")
+
+    def conclude_search(self) -> None:
+        """The strategy's last word on the trained supernet (``end_search``), before nnU-Net writes the final
+        checkpoint: on val_search batches without augmentation (nnU-Net's validation loader of this trainer)."""
+        self.network.eval()
+        with torch.no_grad():
+            self.strategy.end_search(self.validation_step, lambda: next(self.dataloader_val))
 
     def iac_state(self) -> dict:
         return {**super().iac_state(), "strategy": {"name": self.strategy.name, "state": self.strategy.state_dict()},

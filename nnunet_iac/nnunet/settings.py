@@ -90,6 +90,10 @@ class IACSettings:
     cost_lambda: float = 0.1
     cost_measure: str = "latency"
     cost_form: str = "additive"
+    evolution_population: int = 16
+    evolution_generations: int = 8
+    evolution_batches: int = 8
+    evolution_tolerance: float = 0.005
     cell_optimizer: str = "sgd"
     adas_lr: float = 0.0
     adas_beta: float = 0.8
@@ -147,13 +151,17 @@ class IACSettings:
     def validate(self) -> None:
         minimum = {"epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 0, "warmup_epochs": 0,
                    "stable_epochs": 0, "k": 1, "width_divisor": 1,
-                   "search_validation": 0, "retrain_validation": 0, "save_every": 1, "probe_every": 0}
+                   "search_validation": 0, "retrain_validation": 0, "save_every": 1, "probe_every": 0,
+                   "evolution_population": 2, "evolution_generations": 0, "evolution_batches": 1}
         for name, low in minimum.items():
             if getattr(self, name) < low:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)} must be >= {low}.")
         if not 0 <= self.cost_lambda < float("inf"):
             raise SettingsError(f"{PREFIX}cost_lambda={self.cost_lambda} must be 0 (no cost term) or a positive "
                                 f"weight of the expected cost in the architecture loss.")
+        if not 0 <= self.evolution_tolerance <= 1:
+            raise SettingsError(f"{PREFIX}evolution_tolerance={self.evolution_tolerance} must be a Dice difference "
+                                f"between 0 (the front's most accurate genotype) and 1.")
         if not 0 < self.adas_beta <= 1 or not 0 <= self.adas_zeta < float("inf"):
             raise SettingsError(f"{PREFIX}adas_beta={self.adas_beta} must be in (0, 1] and {PREFIX}adas_zeta="
                                 f"{self.adas_zeta} 0 or more (Adas: 0.8 and 1).")

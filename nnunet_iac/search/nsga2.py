@@ -116,6 +116,7 @@ class EvolutionResult(Generic[T]):
     front: list[Evaluated[T]]
     evaluations: int
     history: list[dict] = field(default_factory=list)
+    scored: list[Evaluated[T]] = field(default_factory=list)  # every candidate evaluated, in the order it was
 
 
 class Surrogate:
@@ -172,4 +173,4 @@ def evolve(initial: list[T], evaluate: Callable[[T], Sequence[float]], mutate: C
         history.append({"generation": generation, "evaluations": len(cache),
                         "front": [list(p.objectives) for p in front]})
     front = [population[i] for i in non_dominated_fronts([p.objectives for p in population])[0]]
-    return EvolutionResult(population, front, len(cache), history)
+    return EvolutionResult(population, front, len(cache), history, list(cache.values()))

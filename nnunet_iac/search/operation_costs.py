@@ -107,6 +107,11 @@ def measure_costs(network: nn.Module, patch_size, device: torch.device, repeats:
     return rows
 
 
+def cost_rows(saved: dict) -> list[OperationCost]:
+    """The rows of a table as ``operation_costs.json`` holds it."""
+    return [OperationCost(**{**row, "spatial_size": tuple(row["spatial_size"])}) for row in saved["rows"]]
+
+
 def load_or_measure_costs(folder: Path, network: nn.Module, patch_size, device: torch.device) -> list[OperationCost]:
     """The cached table of ``folder`` when it was measured for this patch size and device type, else measured
     now and cached."""
@@ -116,7 +121,7 @@ def load_or_measure_costs(folder: Path, network: nn.Module, patch_size, device: 
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved.get("key") == key:
-            return [OperationCost(**{**row, "spatial_size": tuple(row["spatial_size"])}) for row in saved["rows"]]
+            return cost_rows(saved)
     rows = measure_costs(network, patch_size, device)
     path.write_text(json.dumps({"key": key, "rows": [asdict(r) for r in rows]}, indent=1))
     return rows
@@ -130,6 +135,23 @@ def operation_cost_vector(rows: list[OperationCost], operation_names, measure: s
     for row in rows:
         totals[row.operation] += float(getattr(row, measure))
     return torch.tensor([totals[name] for name in operation_names])
+
+
+def genotype_costs(rows: list[OperationCost], operations: list[str]) -> dict[str, float]:
+    """What a discrete cell with these ``operations`` (one per chosen edge) adds at every level of the table, per
+    measure: the sum of its operations' rows (the discrete cell runs them one after the other; its fixed parts,
+    reductions and projection, are the same for every genotype and left out)."""
+    table = {(row.level, row.operation): row for row in rows}
+    totals = {measure: 0.0 for measure in MEASURES}
+    for level in sorted({row.level for row in rows}):
+        for operation in operations:
+            row = table.get((level, operation))
+            if row is None:
+                raise KeyError(f"the cost table has no row for {operation!r} at level {level}; it was measured for "
+                               f"another search space")
+            for measure in MEASURES:
+                totals[measure] += float(getattr(row, measure))
+    return totals
 
 
 def expected_cost(op_weights: torch.Tensor, edge_weights: torch.Tensor, costs: torch.Tensor) -> torch.Tensor:

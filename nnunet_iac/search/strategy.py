@@ -83,6 +83,12 @@ class SearchStrategy(ABC):
         """Called once at the end of every epoch, before it is recorded and checkpointed (``searching`` is False
         in warm-up): where a strategy changes the search space between epochs, e.g. prunes operations."""
 
+    def end_search(self, evaluate: Callable[[dict], dict], next_batch: Callable[[], dict]) -> None:
+        """Called once when the search ends, however it ends (budget, early stop, ``finished``), before the
+        final checkpoint and genotype are written: where a strategy decides on the trained supernet, e.g. evolves
+        discrete genotypes. ``evaluate`` is nnU-Net's ``validation_step`` (a batch in, tp/fp/fn out), the network
+        in eval mode; ``next_batch`` draws a val_search batch without augmentation. Nothing by default."""
+
     def finished(self) -> bool:
         """True when the strategy has nothing left to decide; the trainer then ends the search."""
         return False

@@ -11,6 +11,9 @@ issue 18) gives one genotype per search. Each becomes a point:
   operations one after the other; the cell's fixed parts, reductions and projection, are the same for every
   genotype and left out).
 
+An evolutionary search (``nnUNet_IAC_strategy=nsga2``) scored many genotypes itself: its folder gives every one of
+them (``evolution.json``), scored by its val_search pseudo-Dice on the supernet, with the same cost table.
+
 The **front** keeps the points no other point beats on all three (higher score, fewer parameters, lower
 latency, at least one strictly). The **choice** is the best score among the front's points within the limits
 the user sets (``--max-latency-ms``, ``--max-added-parameters``); none within them is an error that names the
@@ -25,12 +28,14 @@ from pathlib import Path
 
 from nnunet_iac.cells.genotype import Genotype
 from nnunet_iac.common.atomic_io import atomic_write_json
+from nnunet_iac.search.evolution import EVOLUTION_FILE
 from nnunet_iac.search.history import HISTORY_FILE, read_history_rows
-from nnunet_iac.search.operation_costs import COST_FILE
+from nnunet_iac.search.operation_costs import COST_FILE, OperationCost, cost_rows, genotype_costs
 from nnunet_iac.selection.candidates import genotype_key
 from nnunet_iac.selection.select_genotype import SELECTION_FILE
 
 GENOTYPE_FILE = "genotype.json"
+EVOLUTION_SCORE = "val_search pseudo-Dice on the supernet (nsga2 evolution)"
 
 
 class ParetoError(RuntimeError):
@@ -47,12 +52,12 @@ class GenotypePoint:
     genotype: dict
 
 
-def _costs(folder: Path) -> dict[tuple[int, str], dict]:
+def _costs(folder: Path) -> list[OperationCost]:
     path = folder / COST_FILE
     if not path.is_file():
         raise ParetoError(f"{folder} has no {COST_FILE}: run the search with nnUNet_IAC_strategy=cost (it measures "
                           f"the operations), or copy the table of a search on the same network and patch size.")
-    return {(row["level"], row["operation"]): row for row in json.loads(path.read_text())["rows"]}
+    return cost_rows(json.loads(path.read_text()))
 
 
 def _score(folder: Path, genotype: Genotype) -> tuple[float, str]:
@@ -74,19 +79,26 @@ def genotype_point(folder: Path) -> GenotypePoint:
     """The point of one search fold folder (its final ``genotype.json``)."""
     folder = Path(folder)
     genotype = Genotype.load(folder / GENOTYPE_FILE)
-    costs = _costs(folder)
-    levels = sorted({level for level, _ in costs})
-    parameters, latency = 0, 0.0
-    for level in levels:
-        for op in genotype.operations():
-            row = costs.get((level, op))
-            if row is None:
-                raise ParetoError(f"{folder / COST_FILE} has no cost for {op!r} at level {level}; it was measured "
-                                  f"for another search space.")
-            parameters += int(row["parameters"])
-            latency += float(row["latency"])
+    try:
+        costs = genotype_costs(_costs(folder), genotype.operations())
+    except KeyError as e:
+        raise ParetoError(f"{folder / COST_FILE}: {e.args[0]}.") from None
+    parameters, latency = int(costs["parameters"]), costs["latency"]
     score, source = _score(folder, genotype)
     return GenotypePoint(str(folder), score, source, parameters, latency, genotype.to_dict())
+
+
+def evolution_points(folder: Path) -> list[GenotypePoint]:
+    """Every genotype an evolutionary search (``nnUNet_IAC_strategy=nsga2``) scored, named ``FOLDER#INDEX``."""
+    record = json.loads((Path(folder) / EVOLUTION_FILE).read_text())
+    return [GenotypePoint(f"{folder}#{i}", float(p["dice"]), EVOLUTION_SCORE, int(p["parameters"]), float(p["latency"]),
+                          p["genotype"]) for i, p in enumerate(record["points"])]
+
+
+def folder_points(folder: Path) -> list[GenotypePoint]:
+    """An evolutionary search's scored genotypes, or the one final genotype of any other search."""
+    folder = Path(folder)
+    return evolution_points(folder) if (folder / EVOLUTION_FILE).is_file() else [genotype_point(folder)]
 
 
 def dominates(a: GenotypePoint, b: GenotypePoint) -> bool:
@@ -137,7 +149,7 @@ def plot_front(points: list[GenotypePoint], front: list[GenotypePoint], chosen: 
 
 def pareto(folders: list[Path], output: Path, max_latency_ms: float | None = None,
            max_added_parameters: int | None = None) -> dict:
-    points = [genotype_point(Path(f)) for f in folders]
+    points = [point for folder in folders for point in folder_points(Path(folder))]
     sources = {p.score_source for p in points}
     if len(sources) > 1:
         raise ParetoError(f"The searches are scored in different ways ({'; '.join(sorted(sources))}); run nnunet-iac "

@@ -110,6 +110,9 @@ def test_strategies_and_variants_become_iac_variants_and_the_strategy_setting_ca
     assert [v.name for v in Benchmark.variants.fget(type("B", (), {"args": args})())] == ["shapley", "lth", "adas"]
     assert args.strategies[0] == IACVariant("shapley", (("nnUNet_IAC_strategy", "shapley"),))
     assert args.iac_variant[0].env == {"nnUNet_IAC_cell_optimizer": "adas", "nnUNet_IAC_adas_beta": "0.9"}
+    # a value that is itself a comma list (levels) stays whole
+    lean = build_parser().parse_args(["d", "--out", "o", "--iac-variant", "lean:levels=0,1,strategy=nsga2"])
+    assert lean.iac_variant[0].env == {"nnUNet_IAC_levels": "0,1", "nnUNet_IAC_strategy": "nsga2"}
     assert build_parser().parse_args(["d", "--out", "o"]).strategies == []
     source = tmp_path / "Task04_Hippocampus"
     (source / "imagesTr").mkdir(parents=True)

@@ -135,6 +135,9 @@ def test_smoke_other_strategy_searches_and_retrains_beside_pcdarts_from_the_same
     assert lth["search_seconds"] == results["stages"]["search lth (seed 12345)"]["seconds"] > 0
     assert lth["search_epochs"]["search"] + lth["search_epochs"]["warmup"] == search_epochs
     assert lth["mean_iteration_ratio"] > 0
+    assert lth["predict_ratio"] == pytest.approx(results["stages"]["predict (iac_lth_seed12345)"]["seconds"]
+                                                 / results["stages"]["predict (base)"]["seconds"])
+    assert variants["iac_lth"]["predict_ratio"]["mean"] == pytest.approx(lth["predict_ratio"])
     assert "iac_lth_seed12345 - iac_seed12345" in results["paired"]["validation"]
     assert "## IAC variants" in (out / "results.md").read_text()
 

@@ -59,3 +59,54 @@ def test_a_cost_aware_search_measures_its_operations_and_records_its_expected_co
     history = json.loads((search / "search_history.json").read_text())
     assert all(0 < row["strategy_fields"]["expected_cost"] < 1 for row in history if row["phase"] == "search")
     assert Genotype.load(search / "genotype.json").meta["strategy"] == "cost"
+
+
+@pytest.mark.integration
+def test_an_evolutionary_search_at_one_level_chooses_from_its_front_and_its_cells_retrain_and_predict(workspace, monkeypatch,
+                                                                                                         tmp_path):
+    """nnUNet_IAC_strategy=nsga2 with nnUNet_IAC_levels=0 (issue 18): evolution.json holds the front and the
+    choice, genotype.json is the choice and records the level, a continued finished search does not evolve again,
+    and Stage III and nnUNetv2_predict build cells at that level only, from the plans."""
+    from nnunet_workspace import DATASET, DATASET_ID, load_predictor
+
+    plans_name = "nnUNetPlansNSGA"
+    preprocessed = Path(workspace.env["nnUNet_preprocessed"]) / DATASET
+    plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
+    (preprocessed / f"{plans_name}.json").write_text(json.dumps({**plans, "plans_name": plans_name}))
+    budget = {"nnUNet_IAC_epochs": "2", "nnUNet_IAC_warmup_epochs": "1", "nnUNet_IAC_iterations_per_epoch": "2",
+              "nnUNet_IAC_val_iterations_per_epoch": "1", "nnUNet_IAC_search_validation": "0"}
+    env = {**budget, "nnUNet_IAC_base": str(workspace.train_base("2d")), "nnUNet_IAC_strategy": "nsga2",
+           "nnUNet_IAC_levels": "0", "nnUNet_IAC_cost_measure": "parameters", "nnUNet_IAC_evolution_population": "4",
+           "nnUNet_IAC_evolution_generations": "2", "nnUNet_IAC_evolution_batches": "1"}
+    search_command = ("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerIACSearch", "-p", plans_name,
+                      "-device", "cpu")
+    workspace.run(*search_command, env=env)
+    search = workspace.results / f"nnUNetTrainerIACSearch__{plans_name}__2d" / "fold_0"
+    record = json.loads((search / "evolution.json").read_text())
+    assert record["cost_measure"] == "parameters" and record["evaluations"] == len(record["points"]) >= 4
+    chosen = record["points"][record["chosen"]]
+    assert record["chosen"] in record["front"]
+    genotype = Genotype.load(search / "genotype.json")
+    assert genotype == Genotype.from_dict(chosen["genotype"]) and genotype.cell_options["levels"] == "0"
+    assert genotype.meta["strategy"] == "nsga2" and genotype.meta["evolution"]["dice"] == chosen["dice"]
+    assert safe_load(search / "checkpoint_final.pth")["iac"]["strategy"]["state"]["evolution"] == record
+    costs = json.loads((search / "operation_costs.json").read_text())
+    assert {row["level"] for row in costs["rows"]} == {0}  # cells at level 0 only, so costs there only
+
+    (search / "evolution.json").unlink()
+    workspace.run(*search_command, "--c", env=env)
+    assert not (search / "evolution.json").exists()  # finished and evolved: nothing evolved again
+    assert Genotype.load(search / "genotype.json") == genotype
+
+    retrain_env = {**budget, "nnUNet_IAC_epochs": "1", "nnUNet_IAC_base": env["nnUNet_IAC_base"],
+                   "nnUNet_IAC_genotype": str(search / "genotype.json")}
+    workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerIACRetrain", "-p", plans_name,
+                  "-device", "cpu", env=retrain_env)
+    model = workspace.results / f"nnUNetTrainerIACRetrain__{plans_name}__2d"
+    predictor = load_predictor(workspace, monkeypatch, model)
+    assert tuple(predictor.network.decoder.iac_cell_levels) == (0,) and len(predictor.network.decoder.iac_cells) == 1
+    out = tmp_path / "predicted"
+    workspace.run("nnUNetv2_predict", "-i", str(workspace.root / "raw" / DATASET / "imagesTs"), "-o", str(out), "-d",
+                  str(DATASET_ID), "-c", "2d", "-f", "0", "-tr", "nnUNetTrainerIACRetrain", "-p", plans_name,
+                  "-device", "cpu", "-npp", "1", "-nps", "1")
+    assert len(list(out.glob("*.nii.gz"))) == 2

@@ -42,7 +42,7 @@ def test_the_cost_table_has_every_operation_at_every_level_and_is_cached(tmp_pat
     sizes = level_spatial_sizes(network, (32, 32))
     assert all(a[0] < b[0] for a, b in zip(sizes, sizes[1:]))
     saved = json.loads((tmp_path / COST_FILE).read_text())
-    assert saved["key"] == {"patch_size": [32, 32], "device": "cpu"}
+    assert saved["key"] == {"patch_size": [32, 32], "device": "cpu", "levels": list(range(levels))}
     assert load_or_measure_costs(tmp_path, network, (32, 32), CPU) == rows  # read back, not measured again
 
 

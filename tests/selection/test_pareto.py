@@ -69,3 +69,16 @@ def test_a_search_without_a_cost_table_is_refused_with_the_fix(tmp_path):
     (folder / "operation_costs.json").unlink()
     with pytest.raises(ParetoError, match="nnUNet_IAC_strategy=cost"):
         pareto([folder], tmp_path / "out")
+
+
+def test_an_evolutionary_search_gives_every_genotype_it_scored(tmp_path):
+    folder = _search(tmp_path / "evolved", "identity", 0.5)
+    genotypes = [json.loads((_search(tmp_path / op, op, 0.5) / "genotype.json").read_text())
+                 for op in ("sep_conv_3x3", "dil_conv_3x3", "sep_conv_5x5")]
+    points = [{"genotype": g, "dice": d, "parameters": p, "flops": 0, "latency": t}
+              for g, d, p, t in zip(genotypes, (0.80, 0.78, 0.79), (1600, 800, 3200), (16.0, 8.0, 32.0))]
+    (folder / "evolution.json").write_text(json.dumps({"points": points, "front": [0, 1], "chosen": 0}))
+    record = pareto([folder], tmp_path / "out", max_latency_ms=10.0)
+    assert [p["name"] for p in record["points"]] == [f"{folder}#{i}" for i in range(3)]
+    assert record["front"] == [f"{folder}#0", f"{folder}#1"]  # the 5x5 one is beaten on every count
+    assert record["chosen"] == f"{folder}#1" and "pseudo-Dice" in record["points"][0]["score_source"]
