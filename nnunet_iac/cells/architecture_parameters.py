@@ -10,22 +10,30 @@ without pruning keep their checkpoint keys); the strategy that prunes keeps it i
 An evolutionary strategy scores discrete genotypes on the trained supernet (``fix_weights``): while fixed, the
 cells see the genotype's one-hot operation and edge weights instead of softmax(alpha) and softmax(beta), and
 alpha and beta themselves are left untouched.
+
+With branching (``cells.branching``) a third parameter, ``branch_alpha`` (directions x merges: none, add,
+concat), weighs how each neighbouring level's features join the cells; it exists only then, so the checkpoints
+of searches without branching keep their keys.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from nnunet_iac.cells.branching import DIRECTIONS, MERGES
 from nnunet_iac.cells.topology import CellTopology
 
 
 class ArchitectureParameters(nn.Module):
-    def __init__(self, topology: CellTopology, num_operations: int):
+    def __init__(self, topology: CellTopology, num_operations: int, branching: bool = False):
         super().__init__()
         self.topology = topology
         # The paper initializes alpha and beta with ones: every op and every edge starts equally likely.
         self.alpha = nn.Parameter(torch.ones(topology.num_edges, num_operations))
         self.beta = nn.Parameter(torch.ones(topology.num_edges))
+        self.branching = branching
+        if branching:  # every merge of every branch equally likely, as alpha's operations
+            self.branch_alpha = nn.Parameter(torch.ones(len(DIRECTIONS), len(MERGES)))
         self.register_buffer("operation_mask", torch.ones(topology.num_edges, num_operations, dtype=torch.bool),
                              persistent=False)
         self.masked = False  # a Python flag, so that an unpruned search never checks the mask on the device
@@ -56,6 +64,11 @@ class ArchitectureParameters(nn.Module):
             stop = start + len(self.topology.node_inputs(node))
             parts.append(torch.softmax(self.beta[start:stop], dim=0))
         return torch.cat(parts)
+
+    def branch_weights(self) -> torch.Tensor | None:
+        """softmax(branch_alpha) over the merges of each direction, shape (directions, merges); None without
+        branching."""
+        return torch.softmax(self.branch_alpha, dim=-1) if self.branching else None
 
     def fix_weights(self, op_weights: torch.Tensor | None, edge_weights: torch.Tensor | None = None) -> None:
         """Make the cells see these weights (shapes of alpha and beta) until called with None."""

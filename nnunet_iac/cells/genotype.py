@@ -28,6 +28,7 @@ import torch
 from nnunet_iac.common.atomic_io import atomic_write_json
 from nnunet_iac.cells.topology import NUM_INPUTS, CellTopology
 from nnunet_iac.cells.operations import OPERATIONS, ZERO
+from nnunet_iac.cells.branching import BRANCHING, DIRECTIONS, NONE, OFF, BranchingError, check_branches
 from nnunet_iac.cells.levels import ALL, LevelsError, parse_levels
 from nnunet_iac.cells.output_init import INITS
 
@@ -35,9 +36,9 @@ FORMAT = "nnunet-iac-genotype"
 VERSION = 2
 VERSIONS = (1, 2)
 #: the cell options a version-2 genotype records, by their nnUNet_IAC_* setting names
-CELL_OPTION_NAMES = ("k", "width_divisor", "mode", "init", "levels")
+CELL_OPTION_NAMES = ("k", "width_divisor", "mode", "init", "levels", "branching")
 #: cell options a version-2 genotype written before they existed may lack, with the value those genotypes meant
-LATER_CELL_OPTIONS = {"levels": ALL}
+LATER_CELL_OPTIONS = {"levels": ALL, "branching": OFF}
 
 
 class GenotypeError(ValueError):
@@ -51,6 +52,9 @@ class Genotype:
     ``cell_options`` and ``search_space`` say what the search built its cells with (None for a version-1
     genotype, which did not record them). Like ``meta`` they do not take part in equality: two genotypes are
     equal when they describe the same cell graph, as ``genotype_key`` and the folds' ``cells_signature`` do.
+    ``branches`` (``cells.branching``) is part of the graph: the merge chosen for each neighbouring level's
+    features, as (direction, merge) pairs; empty when the cell takes none (every genotype searched without
+    branching, or one whose search chose ``none`` everywhere).
     """
 
     nodes: tuple[tuple[tuple[str, int], ...], ...]
@@ -58,6 +62,7 @@ class Genotype:
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     cell_options: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     search_space: tuple[str, ...] | None = field(default=None, compare=False, hash=False)
+    branches: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         if (self.cell_options is None) != (self.search_space is None):
@@ -73,6 +78,11 @@ class Genotype:
     def topology(self) -> CellTopology:
         return CellTopology(num_nodes=len(self.nodes), concat_last=len(self.concat))
 
+    @property
+    def branch_merges(self) -> dict[str, str]:
+        """The merge of each direction the cell takes a branch from (directions with ``none`` left out)."""
+        return dict(self.branches)
+
     def operations(self) -> list[str]:
         return [op for node in self.nodes for op, _ in node]
 
@@ -84,6 +94,8 @@ class Genotype:
             "concat": list(self.concat),
             "meta": dict(self.meta),
         }
+        if self.branches:  # every direction, 'none' included, as the parser wants them
+            data["branches"] = {d: self.branch_merges.get(d, NONE) for d in DIRECTIONS}
         if self.cell_options is not None:
             data["cell_options"] = dict(self.cell_options)
             data["search_space"] = list(self.search_space)
@@ -115,6 +127,7 @@ class Genotype:
             terms = " + ".join(f"{op}({node_name(src)})" for op, src in node)
             lines.append(f"node {j + NUM_INPUTS}: {terms}")
         lines.append("output: concat(" + ", ".join(f"node {n}" for n in self.concat) + ")")
+        lines += [f"branch from the {direction} level: {merge}" for direction, merge in self.branches]
         return "\n".join(lines)
 
 
@@ -140,7 +153,19 @@ def _parse(data: Any, source: str) -> Genotype:
         raise fail("'meta' must be an object")
     cell_options, space = _parse_search_record(data, fail) if data["version"] >= 2 else (None, None)
     _refuse_unknown_operations(nodes, space, fail)
-    return Genotype(nodes=nodes, concat=concat, meta=meta, cell_options=cell_options, search_space=space)
+    branches = ()
+    if "branches" in data:
+        try:
+            branches = canonical_branches(check_branches(data["branches"]))
+        except BranchingError as e:
+            raise fail(str(e).rstrip(".")) from None
+    return Genotype(nodes=nodes, concat=concat, meta=meta, cell_options=cell_options, search_space=space,
+                    branches=branches)
+
+
+def canonical_branches(merges: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """Genotype.branches from a merge per direction: the directions whose merge is not ``none``."""
+    return tuple((direction, merge) for direction, merge in merges.items() if merge != NONE)
 
 
 def _parse_graph(data: dict, fail) -> tuple[tuple, tuple]:
@@ -188,6 +213,8 @@ def _parse_search_record(data: dict, fail) -> tuple[dict[str, Any], tuple[str, .
         value = options[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise fail(f"cell option {name!r} is {value!r}; it must be an integer >= 1")
+    if options["branching"] not in BRANCHING:
+        raise fail(f"cell option 'branching' is {options['branching']!r}; known: {', '.join(BRANCHING)}")
     if not isinstance(options["mode"], str):
         raise fail(f"cell option 'mode' is {options['mode']!r}; it must be a mode's name")
     if options["init"] not in INITS:

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnunet_iac.cells.branching import ADD, CONCAT, DIRECTIONS, MERGES
 from nnunet_iac.cells.frame import CellFrame
 from nnunet_iac.cells.topology import NUM_INPUTS, CellTopology
 from nnunet_iac.cells.layer_spec import LayerSpec
@@ -72,9 +73,15 @@ class PartialChannelEdges(nn.Module):
 
 
 class SearchCell(CellFrame):
+    """With ``branch_channels`` (branching on) the cell takes every neighbouring level there is, each merged by
+    the softmax of ``branch_alpha``: added to the reduced skip with its ``add`` weight, concatenated for the
+    output projection with its ``concat`` weight (its ``none`` weight does neither)."""
+
     def __init__(self, spec: LayerSpec, skip_channels: int, up_channels: int, width: int,
-                 topology: CellTopology, operation_names: tuple[str, ...], partial_k: int = 4):
-        super().__init__(spec, skip_channels, up_channels, width, topology)
+                 topology: CellTopology, operation_names: tuple[str, ...], partial_k: int = 4,
+                 branch_channels: dict[str, int] | None = None):
+        branch_channels = dict(branch_channels or {})
+        super().__init__(spec, skip_channels, up_channels, width, topology, branch_channels, tuple(branch_channels))
         self.operation_names = tuple(operation_names)
         self.sources = nn.ModuleList(
             PartialChannelEdges(spec, width, self.operation_names, partial_k, len(self.targets(src)))
@@ -92,10 +99,17 @@ class SearchCell(CellFrame):
         """Intermediate nodes fed by graph node ``src``."""
         return range(max(0, src - NUM_INPUTS + 1), self.topology.num_nodes)
 
-    def forward(self, skip: torch.Tensor, up: torch.Tensor,
-                architecture: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, skip: torch.Tensor, up: torch.Tensor, architecture: tuple[torch.Tensor, torch.Tensor],
+                neighbours: dict[str, torch.Tensor] | None = None,
+                branch_weights: torch.Tensor | None = None) -> torch.Tensor:
         op_weights, edge_weights = architecture
         states = self.input_states(skip, up)
+        concatenated = []
+        if self.takes_branches:
+            for direction, branch in self.branch_states(neighbours, skip.shape[2:]).items():
+                weights = branch_weights[DIRECTIONS.index(direction)]
+                states[0] = states[0] + weights[MERGES.index(ADD)] * branch
+                concatenated.append(weights[MERGES.index(CONCAT)] * branch)
         pending = [0] * self.topology.num_nodes
         for src, edges in enumerate(self.sources):
             if src >= NUM_INPUTS:
@@ -105,7 +119,7 @@ class SearchCell(CellFrame):
             for node, row, out in zip(targets, rows, edges(states[src], op_weights[rows])):
                 pending[node] = pending[node] + edge_weights[row] * out
         states.append(pending[-1])
-        return self.project(states)
+        return self.project(states, concatenated)
 
     def feature_map_size(self, spatial_size) -> np.int64:
         voxels = np.prod(spatial_size, dtype=np.int64)

@@ -19,6 +19,7 @@ import torch
 from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from torch import nn
 
+from nnunet_iac.cells.branching import neighbour_features
 from nnunet_iac.cells.levels import ALL, LevelsError, resolve_levels
 from nnunet_iac.cells.output_init import initialize_output
 
@@ -59,22 +60,31 @@ class ImplantedUNetDecoder(UNetDecoder):
         self.add_module(CELLS, nn.ModuleList(cells))
         self.add_module(ARCHITECTURE, architecture)
 
-    def merge(self, stage: int, up: torch.Tensor, skip: torch.Tensor, architecture) -> torch.Tensor:
-        cell = self._cell_of_stage.get(stage)
-        if cell is None:
+    def merge(self, stage: int, up: torch.Tensor, skips: list[torch.Tensor], architecture,
+              branch_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder stage's input: the base's concatenation, plus (or replaced by) the cell's output. A cell that
+        takes branches also gets the neighbouring levels' encoder features (``cells.branching``)."""
+        skip = skips[-(stage + 2)]
+        index = self._cell_of_stage.get(stage)
+        if index is None:
             return torch.cat((up, skip), 1)
-        cell_out = self.iac_cells[cell](skip, up, architecture)
+        cell = self.iac_cells[index]
+        if getattr(cell, "takes_branches", False):  # a cell without branches need not know of them
+            cell_out = cell(skip, up, architecture, neighbour_features(skips, stage), branch_weights)
+        else:
+            cell_out = cell(skip, up, architecture)
         if self.iac_mode == "replace":
             return cell_out
         return torch.cat((up, skip), 1) + cell_out
 
     def forward(self, skips):
         architecture = self.iac_architecture() if self.iac_architecture is not None else None
+        branch_weights = self.iac_architecture.branch_weights() if self.iac_architecture is not None else None
         lres_input = skips[-1]
         seg_outputs = []
         last = len(self.stages) - 1
         for s in range(len(self.stages)):
-            x = self.merge(s, self.transpconvs[s](lres_input), skips[-(s + 2)], architecture)
+            x = self.merge(s, self.transpconvs[s](lres_input), skips, architecture, branch_weights)
             x = self.stages[s](x)
             if self.deep_supervision or s == last:
                 seg_outputs.append(self.seg_layers[s](x))

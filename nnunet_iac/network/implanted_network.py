@@ -93,9 +93,9 @@ def base_architecture_of(architecture: dict) -> dict[str, Any]:
 
 
 def cells_signature(architecture: dict) -> tuple:
-    """What must agree between folds that share one model folder: genotype and cell options (defaults filled
-    in, so plans written before an option existed compare equal to its default)."""
+    """What must agree between folds that share one model folder: genotype (branches included) and cell options
+    (defaults filled in, so plans written before an option existed compare equal to its default)."""
     kwargs = architecture["arch_kwargs"]
     genotype = Genotype.from_dict(kwargs["iac_genotype"])
     options = asdict(CellOptions.from_dict(kwargs["iac_cell_options"]))
-    return genotype.nodes, genotype.concat, tuple(sorted(options.items()))
+    return genotype.nodes, genotype.concat, genotype.branches, tuple(sorted(options.items()))

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from nnunet_iac.network.base_policy import RETRAIN_BASE_POLICIES
 from nnunet_iac.cells.genotype import CELL_OPTION_NAMES, GenotypeError
+from nnunet_iac.cells.branching import BRANCHING, OFF
 from nnunet_iac.cells.levels import ALL, LevelsError, parse_levels
 from nnunet_iac.cells.output_init import INITS
 from nnunet_iac.network.builders import CellOptions
@@ -31,7 +32,7 @@ from nnunet_iac.search.strategies import DEFAULT_STRATEGY, STRATEGIES
 
 PREFIX = "nnUNet_IAC_"
 #: cell options that shape the cells the search chose among: Stage III must build the same
-STRUCTURAL_CELL_OPTIONS = ("k", "width_divisor", "mode", "levels")
+STRUCTURAL_CELL_OPTIONS = ("k", "width_divisor", "mode", "levels", "branching")
 
 
 class SettingsError(ValueError):
@@ -81,6 +82,7 @@ class IACSettings:
     save_every: int = 1
     init: str = "zero"
     levels: str = ALL
+    branching: str = OFF
     retrain_base: str = "frozen"
     retrain_base_lr: float = 0.0
     arch_lr: float = 0.0
@@ -103,7 +105,7 @@ class IACSettings:
     @property
     def cell_options(self) -> CellOptions:
         return CellOptions(k=self.k, width_divisor=self.width_divisor, mode=self.mode, init=self.init,
-                           levels=self.levels)
+                           levels=self.levels, branching=self.branching)
 
     def genotype_cell_options(self) -> dict[str, Any]:
         """The cell options as a genotype records them (by setting name)."""
@@ -175,10 +177,14 @@ class IACSettings:
         for name, allowed in (("init", INITS), ("retrain_base", RETRAIN_BASE_POLICIES),
                               ("search_schedule", SEARCH_SCHEDULES), ("strategy", tuple(STRATEGIES)),
                               ("cost_measure", MEASURES), ("cost_form", COST_FORMS),
-                              ("cell_optimizer", CELL_OPTIMIZERS)):
+                              ("cell_optimizer", CELL_OPTIMIZERS), ("branching", BRANCHING)):
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)!r} is not allowed; use one of "
                                     f"{', '.join(allowed)}.")
+        if self.strategy == "nsga2" and self.branching == "on":
+            raise SettingsError(f"{PREFIX}strategy=nsga2 does not evolve the branches of {PREFIX}branching=on yet; "
+                                f"search with {PREFIX}branching=off, or with another strategy (pcdarts, lth, shapley, "
+                                f"cost).")
         try:
             parse_levels(self.levels)
         except LevelsError as e:

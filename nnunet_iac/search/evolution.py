@@ -86,6 +86,9 @@ class EvolutionStrategy(PCDartsStrategy):
         if context.patch_size is None or context.output_folder is None:
             raise ValueError("The evolutionary search measures its operations on a prediction patch and caches them in "
                              "the fold folder; the trainer must pass patch_size and output_folder.")
+        if implanted_decoder(network).iac_architecture.branching:
+            raise ValueError("nnUNet_IAC_strategy=nsga2 does not evolve the branches of nnUNet_IAC_branching=on yet; "
+                             "search with branching off, or with another strategy (pcdarts, lth, shapley, cost).")
         self.options = dict(context.options)
         self.output_folder = Path(context.output_folder)
         self.cost_rows = load_or_measure_costs(self.output_folder, network, context.patch_size, context.device)

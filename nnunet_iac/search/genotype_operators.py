@@ -45,8 +45,8 @@ def crossover(first: Genotype, second: Genotype, rng: np.random.Generator) -> Ge
 
 
 def genotype_key(genotype: Genotype) -> tuple:
-    """What makes two genotypes the same cell (the graph; not meta, options or space)."""
-    return genotype.nodes, genotype.concat
+    """What makes two genotypes the same cell (the graph and branches; not meta, options or space)."""
+    return genotype.nodes, genotype.concat, genotype.branches
 
 
 def features(genotype: Genotype, operation_names: tuple[str, ...]) -> np.ndarray:

@@ -4,15 +4,18 @@ The IAC paper's Stage II (Algorithm 1, with PC-DARTS' partial channels and edge 
 with one ``SearchCell`` per skip connection sharing one alpha (edges x operations) and beta (edges); before
 each cell-weight step, one first-order Adam step of alpha/beta on a val_search batch (``architecture_step``:
 fp16 autocast and its own GradScaler on CUDA); the genotype keeps, per node, the two strongest incoming edges
-by beta and their strongest non-zero operation by alpha (``derive_genotype``).
+by beta and their strongest non-zero operation by alpha (``derive_genotype``), and, with branching, the strongest
+merge of each neighbouring level by branch_alpha.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 from torch import nn
 
-from nnunet_iac.cells.genotype import derive_genotype
+from nnunet_iac.cells.branching import derive_branches
+from nnunet_iac.cells.genotype import canonical_branches, derive_genotype
 from nnunet_iac.network.builders import CellOptions, implant_search_cells
 from nnunet_iac.network.implant import architecture_parameters, cell_parameters, implanted_decoder
 from nnunet_iac.search.architecture_step import architecture_grad_scaler, architecture_step, gradients_only_for
@@ -56,6 +59,8 @@ class PCDartsStrategy(SearchStrategy):
         names = tuple(decoder.iac_cells[0].operation_names)
         genotype = derive_genotype(op_weights, edge_weights, architecture.topology, names,
                                    meta={**meta, "strategy": self.name}, cell_options=cell_options)
+        if architecture.branching:
+            genotype = replace(genotype, branches=canonical_branches(derive_branches(architecture.branch_weights())))
         return ArchitectureView(genotype, op_weights, edge_weights, names)
 
     def state_dict(self) -> dict[str, Any]:

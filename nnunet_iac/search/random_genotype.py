@@ -4,7 +4,8 @@ A differentiable search earns its cost only if its genotype retrains better than
 same space and trained with the same Stage-III budget (issue 14). The draw is uniform in the sense the
 benchmark's chance agreement assumes (nnunet_iac/benchmark/measures.chance_agreement): for every intermediate node, its
 inputs are a uniformly drawn subset of its possible sources (as many as the template's node has), and every
-chosen edge gets one of the space's non-``zero`` operations, uniformly.
+chosen edge gets one of the space's non-``zero`` operations, uniformly; where the search had branching, each
+neighbouring level's merge (none, add, concat) is drawn uniformly too.
 
 The template is the search's genotype: a random genotype keeps its graph shape, cell options (K, width, mode,
 init), search space and the network facts in its ``meta`` (dimensionality, levels), so Stage III builds the
@@ -16,7 +17,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from nnunet_iac.cells.genotype import Genotype, GenotypeError
+from nnunet_iac.cells.branching import DIRECTIONS, MERGES, ON
+from nnunet_iac.cells.genotype import Genotype, GenotypeError, canonical_branches
 from nnunet_iac.cells.operations import OPERATIONS, ZERO
 
 
@@ -33,6 +35,9 @@ def random_genotype(template: Genotype, seed: int) -> Genotype:
         sources = list(topology.node_inputs(j))
         chosen = sorted(int(s) for s in rng.choice(sources, size=len(node), replace=False))
         nodes.append(tuple((operations[int(rng.integers(len(operations)))], src) for src in chosen))
+    branches = ()
+    if (template.cell_options or {}).get("branching") == ON:  # the merges are part of the space searched
+        branches = canonical_branches({d: MERGES[int(rng.integers(len(MERGES)))] for d in DIRECTIONS})
     meta = {key: value for key, value in template.meta.items() if key in ("spatial_dims", "levels")}
     meta.update(random_draw={"seed": seed, "from": "uniform over the template's search space"})
-    return replace(template, nodes=tuple(nodes), meta=meta)
+    return replace(template, nodes=tuple(nodes), meta=meta, branches=branches)

@@ -47,8 +47,10 @@ class Candidate:
 
 
 def genotype_key(genotype: Genotype) -> str:
-    """A short name that is the same for the same cell (operations, inputs, concat), whatever its meta."""
-    text = json.dumps([genotype.to_dict()["nodes"], list(genotype.concat)])
+    """A short name that is the same for the same cell (operations, inputs, concat, branches), whatever its meta;
+    a genotype without branches keeps the name it had before branches existed."""
+    graph = [genotype.to_dict()["nodes"], list(genotype.concat)]
+    text = json.dumps(graph + [[list(b) for b in genotype.branches]] if genotype.branches else graph)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 

@@ -20,7 +20,7 @@ from nnunet_iac.search.pc_darts import PCDartsStrategy
 from nnunet_iac.search.strategy import StrategyContext
 from genotype_files import assert_load_refused
 
-SEARCHED = {"k": 2, "width_divisor": 1, "mode": "replace", "init": "zero", "levels": "all"}
+SEARCHED = {"k": 2, "width_divisor": 1, "mode": "replace", "init": "zero", "levels": "all", "branching": "off"}
 
 
 def version_2(**options) -> dict:
@@ -97,7 +97,7 @@ def test_search_records_its_cell_options_and_search_space_in_every_genotype():
                                      "nnUNet_IAC_init": "small"})
     with torch.no_grad():
         genotype = IACSearchTrainer.current_view(fake_search_trainer(settings)).genotype
-    assert genotype.cell_options == {"k": 2, "width_divisor": 1, "mode": "residual", "init": "small", "levels": "all"}
+    assert genotype.cell_options == {"k": 2, "width_divisor": 1, "mode": "residual", "init": "small", "levels": "all", "branching": "off"}
     assert genotype.search_space == search_space()
     assert Genotype.from_dict(genotype.to_dict()).cell_options == genotype.cell_options
 

@@ -51,7 +51,7 @@ def remedies(workspace, tmp_path_factory):
 def test_plans_and_settings_record_the_remedies_and_the_genotype_epoch(remedies):
     arch = json.loads((remedies["model"] / "plans.json").read_text())["configurations"]["2d"]["architecture"]
     assert arch["arch_kwargs"]["iac_cell_options"] == {"k": 2, "width_divisor": 2, "mode": "residual",
-                                                       "init": "gate", "levels": "all"}
+                                                       "init": "gate", "levels": "all", "branching": "off"}
     used = Genotype.from_dict(arch["arch_kwargs"]["iac_genotype"])
     assert used == remedies["epoch_0"] and used.meta["genotype_epoch"] == 0
     assert Genotype.load(remedies["model"] / "fold_0" / "genotype.json") == remedies["epoch_0"]

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from nnunet_iac.cells.genotype import Genotype
 from nnunet_iac.nnunet.checkpointing import safe_load
@@ -105,6 +106,48 @@ def test_an_evolutionary_search_at_one_level_chooses_from_its_front_and_its_cell
     model = workspace.results / f"nnUNetTrainerIACRetrain__{plans_name}__2d"
     predictor = load_predictor(workspace, monkeypatch, model)
     assert tuple(predictor.network.decoder.iac_cell_levels) == (0,) and len(predictor.network.decoder.iac_cells) == 1
+    out = tmp_path / "predicted"
+    workspace.run("nnUNetv2_predict", "-i", str(workspace.root / "raw" / DATASET / "imagesTs"), "-o", str(out), "-d",
+                  str(DATASET_ID), "-c", "2d", "-f", "0", "-tr", "nnUNetTrainerIACRetrain", "-p", plans_name,
+                  "-device", "cpu", "-npp", "1", "-nps", "1")
+    assert len(list(out.glob("*.nii.gz"))) == 2
+
+
+@pytest.mark.integration
+def test_a_branching_search_records_its_merges_and_branched_cells_retrain_and_predict_from_plans(workspace,
+                                                                                                   monkeypatch,
+                                                                                                   tmp_path):
+    """nnUNet_IAC_branching=on (issue 18): the supernet's branch_alpha is trained and checkpointed, the genotype
+    records branching; a genotype whose cells take both neighbours (one added, one concatenated) retrains and
+    predicts through nnU-Net's commands, rebuilt from the plans."""
+    from nnunet_workspace import DATASET, DATASET_ID, load_predictor
+
+    plans_name = "nnUNetPlansBranch"
+    preprocessed = Path(workspace.env["nnUNet_preprocessed"]) / DATASET
+    plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
+    (preprocessed / f"{plans_name}.json").write_text(json.dumps({**plans, "plans_name": plans_name}))
+    budget = {"nnUNet_IAC_epochs": "2", "nnUNet_IAC_warmup_epochs": "0", "nnUNet_IAC_iterations_per_epoch": "2",
+              "nnUNet_IAC_val_iterations_per_epoch": "1", "nnUNet_IAC_search_validation": "0"}
+    base = str(workspace.train_base("2d"))
+    workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerIACSearch", "-p", plans_name,
+                  "-device", "cpu", env={**budget, "nnUNet_IAC_base": base, "nnUNet_IAC_branching": "on",
+                                         "nnUNet_IAC_init": "small"})
+    search = workspace.results / f"nnUNetTrainerIACSearch__{plans_name}__2d" / "fold_0"
+    weights = safe_load(search / "checkpoint_final.pth")["network_weights"]
+    assert not torch.equal(weights["decoder.iac_architecture.branch_alpha"], torch.ones(2, 3))  # it learned
+    searched = json.loads((search / "genotype.json").read_text())
+    assert searched["cell_options"]["branching"] == "on"
+    branched = tmp_path / "genotype.json"
+    branched.write_text(json.dumps({**searched, "branches": {"lower": "add", "higher": "concat"}}))
+
+    workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerIACRetrain", "-p", plans_name,
+                  "-device", "cpu", env={**budget, "nnUNet_IAC_epochs": "1", "nnUNet_IAC_base": base,
+                                         "nnUNet_IAC_genotype": str(branched)})
+    model = workspace.results / f"nnUNetTrainerIACRetrain__{plans_name}__2d"
+    predictor = load_predictor(workspace, monkeypatch, model)
+    cells = predictor.network.decoder.iac_cells
+    assert all("lower" in cell.branch_reductions for cell in cells)
+    assert [cell.concat_slots for cell in cells][:-1] == [("higher",)] * (len(cells) - 1)
     out = tmp_path / "predicted"
     workspace.run("nnUNetv2_predict", "-i", str(workspace.root / "raw" / DATASET / "imagesTs"), "-o", str(out), "-d",
                   str(DATASET_ID), "-c", "2d", "-f", "0", "-tr", "nnUNetTrainerIACRetrain", "-p", plans_name,

@@ -143,7 +143,7 @@ def test_the_strategy_evolves_a_front_once_and_reports_the_chosen_genotype(tmp_p
     network = _supernet()
     options = {"seed": 7, "evolution_population": 6, "evolution_generations": 3, "evolution_batches": 2,
                "evolution_tolerance": 0.0, "cost_measure": "parameters", "k": 4, "width_divisor": 4,
-               "mode": "residual", "init": "small", "levels": "all"}
+               "mode": "residual", "init": "small", "levels": "all", "branching": "off"}
     strategy = EvolutionStrategy()
     strategy.setup(network, StrategyContext(CPU, 0.0, options=options, patch_size=(32, 32), output_folder=tmp_path))
     generator = torch.Generator().manual_seed(0)
@@ -163,7 +163,7 @@ def test_the_strategy_evolves_a_front_once_and_reports_the_chosen_genotype(tmp_p
     chosen = points[record["chosen"]]
     assert record["chosen"] in front and chosen["dice"] == max(points[i]["dice"] for i in front)
     view = strategy.current({"run": 1}, {"k": 4, "width_divisor": 4, "mode": "residual", "init": "small",
-                                         "levels": "all"})
+                                         "levels": "all", "branching": "off"})
     assert genotype_key(view.genotype) == genotype_key(Genotype.from_dict(chosen["genotype"]))
     assert view.genotype.meta["strategy"] == "nsga2" and view.genotype.meta["evolution"]["dice"] == chosen["dice"]
     assert view.genotype.cell_options["init"] == "small"

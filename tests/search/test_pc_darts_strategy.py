@@ -67,7 +67,9 @@ def test_current_genotype_is_the_derivation_of_alpha_and_beta_and_names_the_stra
     expected = derive_genotype(*architecture(), architecture.topology, view.operation_names)
     assert view.genotype.nodes == expected.nodes
     assert view.genotype.meta == {"levels": 3, "strategy": "pc_darts"}
-    assert view.genotype.cell_options == options and tuple(view.genotype.search_space) == view.operation_names
+    # options a caller does not give are the values genotypes written before them meant (levels all, no branching)
+    assert view.genotype.cell_options == {**options, "levels": "all", "branching": "off"}
+    assert tuple(view.genotype.search_space) == view.operation_names
 
 
 def test_a_restored_strategy_continues_exactly_like_the_uninterrupted_one():

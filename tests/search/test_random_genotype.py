@@ -11,7 +11,7 @@ from nnunet_iac.cells.operations import OPERATIONS, ZERO
 from nnunet_iac.cells.topology import CellTopology
 from nnunet_iac.search.random_genotype import random_genotype
 
-OPTIONS = {"k": 2, "width_divisor": 4, "mode": "residual", "init": "small"}
+OPTIONS = {"k": 2, "width_divisor": 4, "mode": "residual", "init": "small", "levels": "all", "branching": "off"}
 
 
 def searched(space=tuple(OPERATIONS)) -> Genotype:
