@@ -23,6 +23,7 @@ from nnunet_iac.network.implant import cell_parameters, count_parameters, freeze
 from nnunet_iac.nnunet.settings import PREFIX, IACSettings
 from nnunet_iac.search.adas import AdasScheduler
 from nnunet_iac.search.plots import plot_probe
+from nnunet_iac.search.cell_probing import module_gains
 from nnunet_iac.search.probe_history import PROBE_PLOT, ProbeRecorder, describe_probe
 
 SETTINGS_FILE = "iac_settings.json"
@@ -126,10 +127,12 @@ class IACTrainerBase(nnUNetTrainer):
         Adas learning rates when the cells train with Adas, into probe_history.json (search/probe_history.py)."""
         if self.local_rank != 0:
             return
-        rates = self.lr_scheduler.rates() if isinstance(self.lr_scheduler, AdasScheduler) else None
-        row = ProbeRecorder(Path(self.output_folder), self.iac_settings.probe_every).record(
-            self.current_epoch, unwrap(self.network), rates)
+        adas = self.lr_scheduler if isinstance(self.lr_scheduler, AdasScheduler) else None
+        recorder = ProbeRecorder(Path(self.output_folder), self.iac_settings.probe_every)
+        row = recorder.record(self.current_epoch, unwrap(self.network), adas.rates() if adas else None)
         if row is not None:
+            if adas is not None:  # the next epoch's Adas step sees these very weights: no second probe
+                adas.offer(self.current_epoch + 1, module_gains(recorder.probes))
             self.print_to_log_file(f"IAC probe, epoch {self.current_epoch} ({row['seconds']:.1f} s): "
                                    f"{describe_probe(row)}")
 

@@ -24,7 +24,8 @@ weight (1 in Adas). Written from that description; choices of ours, each a setti
 
 The update runs when nnU-Net steps its learning-rate scheduler at the start of an epoch (``AdasScheduler``),
 from the weights the previous epoch left; gains and rates live in the optimizer's parameter groups, so
-nnU-Net's checkpoint holds them and ``--c`` continues exactly.
+nnU-Net's checkpoint holds them and ``--c`` continues exactly. When the trainer has just probed those weights
+for probe_history.json, it hands the gains over (``offer``) and the scheduler does not probe them again.
 """
 from __future__ import annotations
 
@@ -98,6 +99,12 @@ class AdasScheduler:
         self.optimizer = optimizer
         self.gains = gains
         self.beta, self.zeta, self.min_lr = beta, zeta, min_lr
+        self.offered: tuple[int, dict[str, float]] | None = None
+
+    def offer(self, epoch: int, gains: dict[str, float]) -> None:
+        """Gains of the weights ``step(epoch)`` will see, probed already (the same weights probe the same, so
+        this saves the probe's time and changes nothing; a continued run without an offer probes itself)."""
+        self.offered = (int(epoch), dict(gains))
 
     @classmethod
     def for_network(cls, optimizer, network: nn.Module, beta: float = ADAS_BETA, zeta: float = ADAS_ZETA):
@@ -108,7 +115,8 @@ class AdasScheduler:
         layers = [g for g in self.optimizer.param_groups if g.get(MODULE_KEY)]
         if not layers or all(g["adas_epoch"] >= epoch for g in layers):
             return
-        gains = self.gains()
+        gains = self.offered[1] if self.offered is not None and self.offered[0] == epoch else self.gains()
+        self.offered = None
         for group in layers:
             if group["adas_epoch"] >= epoch:
                 continue

@@ -21,7 +21,7 @@ one-shot supernet:
    ``nnUNet_IAC_evolution_tolerance`` (Dice, 0 to 1) of the front's best; 0 picks the most accurate.
 
 Everything is written to ``evolution.json`` in the fold folder (every scored genotype with its Dice, parameters,
-FLOPs and latency, the front, the choice, the rule, generations and wall time) and kept in the checkpoint, so
+FLOPs and latency, the front, the choice, the rule, which point alpha/beta derived, generations and wall time) and kept in the checkpoint, so
 the final ``genotype.json`` is the chosen one and ``nnunet-iac pareto`` can plot the front.
 """
 from __future__ import annotations
@@ -143,6 +143,7 @@ class EvolutionStrategy(PCDartsStrategy):
                 "evaluations": result.evaluations, "seconds": seconds,
                 "rule": f"cheapest on the front within {tolerance} Dice of its best (nnUNet_IAC_evolution_tolerance)",
                 "points": points, "front": front, "chosen": chosen,
+                "derived": 0,  # the first genotype scored is alpha/beta's (what PC-DARTS alone would have chosen)
                 "history": [{"generation": h["generation"], "evaluations": h["evaluations"],
                              "front": h["front"]} for h in result.history]}
 

@@ -63,6 +63,17 @@ def test_each_epoch_start_moves_every_layer_by_its_own_gain_and_the_rest_by_thei
     assert scheduler.rates()["b"] == pytest.approx(max(ADAS_MIN_LR, 0.064 - 0.05))
 
 
+def test_gains_offered_for_an_epoch_replace_its_probe_once_and_only_for_that_epoch():
+    _, _, scheduler, calls = _toy()
+    scheduler.step(0)
+    scheduler.offer(1, GAINS[1])  # what the trainer probed at the end of epoch 0 for probe_history.json
+    scheduler.step(1)
+    assert len(calls) == 1 and scheduler.rates() == pytest.approx({"a": 0.08 + 0.2, "b": 0.08})
+    scheduler.offer(5, {"a": 9.0, "b": 9.0})  # for another epoch: not used, epoch 2 probes itself
+    scheduler.step(2)
+    assert len(calls) == 2 and scheduler.rates()["a"] == pytest.approx(0.8 * 0.28)
+
+
 def test_the_optimizer_state_carries_gains_and_rates_so_a_continued_run_repeats_the_uninterrupted_one():
     _, optimizer, scheduler, _ = _toy()
     scheduler.step(0)

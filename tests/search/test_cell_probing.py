@@ -101,5 +101,7 @@ def test_the_history_keeps_due_epochs_and_a_continued_run_rewrites_the_epochs_it
     assert [r["epoch"] for r in rows] == [0, 2]
     assert rows[-1]["learning_rates"]["sep_conv_3x3"] == pytest.approx(0.05)
     assert {"rows", "operations", "seconds"} <= set(rows[-1])
+    assert "rows" not in rows[0] and "operations" in rows[0]  # older epochs keep their summary only
+    assert len(recorder.probes) == len(rows[-1]["rows"])
     plot_probe(rows, tmp_path / "probe.png")
     assert (tmp_path / "probe.png").read_bytes()[:4] == b"\x89PNG"

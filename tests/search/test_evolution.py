@@ -17,6 +17,7 @@ from nnunet_iac.search.evolution import EVOLUTION_FILE, EvolutionStrategy, choos
 from nnunet_iac.search.genotype_operators import crossover, features, genotype_key, mutate
 from nnunet_iac.search.nsga2 import dominates
 from nnunet_iac.search.one_hot import genotype_forward, one_hot_weights
+from nnunet_iac.search.pc_darts import PCDartsStrategy
 from nnunet_iac.search.random_genotype import random_genotype
 from nnunet_iac.search.strategy import StrategyContext
 
@@ -123,6 +124,9 @@ def test_the_choice_is_the_cheapest_within_the_tolerance_of_the_fronts_best():
     assert choose_from_front(dice, cost, [0, 1], 0.0) == 0  # the best of the front, not of all points
 
 
+_OPTIONS = {"k": 4, "width_divisor": 4, "mode": "residual", "init": "small", "levels": "all", "branching": "off"}
+
+
 class _Trainer:
     """The strategy's view of nnU-Net: a validation step giving tp/fp/fn of the argmax against the target."""
 
@@ -141,9 +145,8 @@ class _Trainer:
 
 def test_the_strategy_evolves_a_front_once_and_reports_the_chosen_genotype(tmp_path):
     network = _supernet()
-    options = {"seed": 7, "evolution_population": 6, "evolution_generations": 3, "evolution_batches": 2,
-               "evolution_tolerance": 0.0, "cost_measure": "parameters", "k": 4, "width_divisor": 4,
-               "mode": "residual", "init": "small", "levels": "all", "branching": "off"}
+    options = {**_OPTIONS, "seed": 7, "evolution_population": 6, "evolution_generations": 3, "evolution_batches": 2,
+               "evolution_tolerance": 0.0, "cost_measure": "parameters"}
     strategy = EvolutionStrategy()
     strategy.setup(network, StrategyContext(CPU, 0.0, options=options, patch_size=(32, 32), output_folder=tmp_path))
     generator = torch.Generator().manual_seed(0)
@@ -161,9 +164,10 @@ def test_the_strategy_evolves_a_front_once_and_reports_the_chosen_genotype(tmp_p
     assert all(not any(dominates(objectives[j], objectives[i]) for j in range(len(points))) for i in front)
     assert all(any(dominates(objectives[j], objectives[i]) for j in front) for i in set(range(len(points))) - set(front))
     chosen = points[record["chosen"]]
+    assert record["derived"] == 0 and genotype_key(Genotype.from_dict(points[0]["genotype"])) == genotype_key(
+        PCDartsStrategy.current(strategy, {}, _OPTIONS).genotype)  # alpha/beta's genotype is scored first
     assert record["chosen"] in front and chosen["dice"] == max(points[i]["dice"] for i in front)
-    view = strategy.current({"run": 1}, {"k": 4, "width_divisor": 4, "mode": "residual", "init": "small",
-                                         "levels": "all", "branching": "off"})
+    view = strategy.current({"run": 1}, _OPTIONS)
     assert genotype_key(view.genotype) == genotype_key(Genotype.from_dict(chosen["genotype"]))
     assert view.genotype.meta["strategy"] == "nsga2" and view.genotype.meta["evolution"]["dice"] == chosen["dice"]
     assert view.genotype.cell_options["init"] == "small"
