@@ -10,15 +10,22 @@ from nnunet_iac.cells.genotype import Genotype
 from nnunet_iac.nnunet.checkpointing import safe_load
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("strategy", ["lth", "shapley"])
-def test_a_pruning_search_prunes_to_one_operation_per_edge_and_stops_before_its_last_epoch(workspace, strategy):
-    from nnunet_workspace import DATASET, DATASET_ID
+def copy_plans(workspace, plans_name: str) -> None:
+    """The tiny dataset's plans under another name, so each search gets its own output folder."""
+    from nnunet_workspace import DATASET
 
-    plans_name = f"nnUNetPlans{strategy.upper()}"
     preprocessed = Path(workspace.env["nnUNet_preprocessed"]) / DATASET
     plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
     (preprocessed / f"{plans_name}.json").write_text(json.dumps({**plans, "plans_name": plans_name}))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("strategy", ["lth", "shapley"])
+def test_a_pruning_search_prunes_to_one_operation_per_edge_and_stops_before_its_last_epoch(workspace, strategy):
+    from nnunet_workspace import DATASET_ID
+
+    plans_name = f"nnUNetPlans{strategy.upper()}"
+    copy_plans(workspace, plans_name)
     base = workspace.train_base("2d")
     env = {"nnUNet_IAC_base": str(base), "nnUNet_IAC_strategy": strategy, "nnUNet_IAC_epochs": "14",
            "nnUNet_IAC_warmup_epochs": "1", "nnUNet_IAC_iterations_per_epoch": "2",
@@ -43,11 +50,9 @@ def test_a_pruning_search_prunes_to_one_operation_per_edge_and_stops_before_its_
 
 @pytest.mark.integration
 def test_a_cost_aware_search_measures_its_operations_and_records_its_expected_cost(workspace):
-    from nnunet_workspace import DATASET, DATASET_ID
+    from nnunet_workspace import DATASET_ID
 
-    preprocessed = Path(workspace.env["nnUNet_preprocessed"]) / DATASET
-    plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
-    (preprocessed / "nnUNetPlansCost.json").write_text(json.dumps({**plans, "plans_name": "nnUNetPlansCost"}))
+    copy_plans(workspace, "nnUNetPlansCost")
     env = {"nnUNet_IAC_base": str(workspace.train_base("2d")), "nnUNet_IAC_strategy": "cost",
            "nnUNet_IAC_cost_measure": "parameters", "nnUNet_IAC_epochs": "3", "nnUNet_IAC_warmup_epochs": "1",
            "nnUNet_IAC_iterations_per_epoch": "2", "nnUNet_IAC_val_iterations_per_epoch": "1",
@@ -71,9 +76,7 @@ def test_an_evolutionary_search_at_one_level_chooses_from_its_front_and_its_cell
     from nnunet_workspace import DATASET, DATASET_ID, load_predictor
 
     plans_name = "nnUNetPlansNSGA"
-    preprocessed = Path(workspace.env["nnUNet_preprocessed"]) / DATASET
-    plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
-    (preprocessed / f"{plans_name}.json").write_text(json.dumps({**plans, "plans_name": plans_name}))
+    copy_plans(workspace, plans_name)
     budget = {"nnUNet_IAC_epochs": "2", "nnUNet_IAC_warmup_epochs": "1", "nnUNet_IAC_iterations_per_epoch": "2",
               "nnUNet_IAC_val_iterations_per_epoch": "1", "nnUNet_IAC_search_validation": "0"}
     env = {**budget, "nnUNet_IAC_base": str(workspace.train_base("2d")), "nnUNet_IAC_strategy": "nsga2",
@@ -123,9 +126,7 @@ def test_a_branching_search_records_its_merges_and_branched_cells_retrain_and_pr
     from nnunet_workspace import DATASET, DATASET_ID, load_predictor
 
     plans_name = "nnUNetPlansBranch"
-    preprocessed = Path(workspace.env["nnUNet_preprocessed"]) / DATASET
-    plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
-    (preprocessed / f"{plans_name}.json").write_text(json.dumps({**plans, "plans_name": plans_name}))
+    copy_plans(workspace, plans_name)
     budget = {"nnUNet_IAC_epochs": "2", "nnUNet_IAC_warmup_epochs": "0", "nnUNet_IAC_iterations_per_epoch": "2",
               "nnUNet_IAC_val_iterations_per_epoch": "1", "nnUNet_IAC_search_validation": "0"}
     base = str(workspace.train_base("2d"))
