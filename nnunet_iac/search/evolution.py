@@ -38,7 +38,7 @@ from torch import nn
 from nnunet_iac.cells.genotype import CELL_OPTION_NAMES, Genotype
 from nnunet_iac.common.atomic_io import atomic_write_json
 from nnunet_iac.network.implant import implanted_decoder
-from nnunet_iac.search.genotype_operators import crossover, features, genotype_key, mutate
+from nnunet_iac.search.genotype_operators import crossover, features, mutate
 from nnunet_iac.search.nsga2 import Surrogate, evolve, non_dominated_fronts
 from nnunet_iac.search.one_hot import genotype_forward
 from nnunet_iac.search.operation_costs import MEASURES, genotype_costs, load_or_measure_costs
@@ -102,16 +102,15 @@ class EvolutionStrategy(PCDartsStrategy):
         decoder = implanted_decoder(self.network)
         names = tuple(decoder.iac_cells[0].operation_names)
         measure = options["cost_measure"]
-        costs: dict[tuple, dict[str, float]] = {}
-        dice: dict[tuple, float] = {}
+        costs: dict[Genotype, dict[str, float]] = {}
+        dice: dict[Genotype, float] = {}
 
         def score(genotype: Genotype) -> tuple[float, float]:
-            key = genotype_key(genotype)
             with torch.no_grad(), genotype_forward(self.network, genotype):
                 outputs = [evaluate({"data": b["data"], "target": _copy(b["target"])}) for b in batches]
-            dice[key] = pseudo_dice(outputs)
-            costs[key] = genotype_costs(self.cost_rows, genotype.operations())
-            return 1.0 - dice[key], costs[key][measure]
+            dice[genotype] = pseudo_dice(outputs)
+            costs[genotype] = genotype_costs(self.cost_rows, genotype.operations())
+            return 1.0 - dice[genotype], costs[genotype][measure]
 
         with torch.no_grad():  # alpha/beta's genotype, with the search space the children are drawn from
             template = self.current({}, {name: options[name] for name in CELL_OPTION_NAMES}).genotype
@@ -120,7 +119,7 @@ class EvolutionStrategy(PCDartsStrategy):
         initial = [template] + [replace(random_genotype(template, seed + i), meta={}) for i in range(1, population)]
         rng = np.random.default_rng(seed)
         result = evolve(initial, score, lambda g, r: mutate(g, r, names), crossover,
-                        int(options["evolution_generations"]), rng, key=genotype_key,
+                        int(options["evolution_generations"]), rng,
                         features=lambda g: features(g, names), surrogate=Surrogate(seed=seed),
                         evaluate_share=EVALUATE_SHARE, offspring_factor=OFFSPRING_FACTOR)
         self.result = self.record(result, dice, costs, measure, time.time() - started, len(batches))
@@ -131,9 +130,8 @@ class EvolutionStrategy(PCDartsStrategy):
         points = []
         for evaluated in result.scored:
             genotype = evaluated.candidate
-            key = genotype_key(genotype)
-            points.append({"genotype": genotype.to_dict(), "dice": dice[key],
-                           **{m: costs[key][m] for m in MEASURES}})
+            points.append({"genotype": genotype.to_dict(), "dice": dice[genotype],
+                           **{m: costs[genotype][m] for m in MEASURES}})
         objectives = [(1 - p["dice"], p[measure]) for p in points]
         front = non_dominated_fronts(objectives)[0]
         tolerance = float(self.options["evolution_tolerance"])

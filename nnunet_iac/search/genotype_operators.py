@@ -9,6 +9,9 @@ is a cell Stage III can build, and NSGA-II never spends an evaluation on an inva
 - ``crossover``: each node is taken whole from one parent or the other (uniform crossover by node: a node's
   inputs belong together, since they were chosen as a pair);
 - ``features``: a 0/1 vector over (edge, operation), the surrogate's input (EMONAS' random forest learns from it).
+
+Two genotypes are the same cell when they are equal (``Genotype`` compares nodes, output and branches, not meta),
+so the evolution keys its cache by the genotype itself.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import numpy as np
 
 from nnunet_iac.cells.genotype import Genotype
 from nnunet_iac.cells.operations import ZERO
+from nnunet_iac.search.one_hot import one_hot_weights
 
 
 def operations_of(genotype: Genotype, space: tuple[str, ...]) -> list[str]:
@@ -44,15 +48,6 @@ def crossover(first: Genotype, second: Genotype, rng: np.random.Generator) -> Ge
     return replace(first, nodes=nodes, meta={})
 
 
-def genotype_key(genotype: Genotype) -> tuple:
-    """What makes two genotypes the same cell (the graph and branches; not meta, options or space)."""
-    return genotype.nodes, genotype.concat, genotype.branches
-
-
 def features(genotype: Genotype, operation_names: tuple[str, ...]) -> np.ndarray:
-    topology = genotype.topology
-    vector = np.zeros((topology.num_edges, len(operation_names)))
-    for node, inputs in enumerate(genotype.nodes):
-        for operation, src in inputs:
-            vector[topology.edge_offset(node) + src, operation_names.index(operation)] = 1.0
-    return vector.ravel()
+    """The genotype's one-hot operation weights (edges x operations), flattened."""
+    return one_hot_weights(genotype, genotype.topology, operation_names)[0].flatten().numpy()

@@ -14,7 +14,7 @@ from nnunet_iac.network.builders import CellOptions
 from nnunet_iac.network.implant import freeze_base, implanted_decoder
 from nnunet_iac.network.reference_networks import tiny_plain_unet
 from nnunet_iac.search.evolution import EVOLUTION_FILE, EvolutionStrategy, choose_from_front, pseudo_dice
-from nnunet_iac.search.genotype_operators import crossover, features, genotype_key, mutate
+from nnunet_iac.search.genotype_operators import crossover, features, mutate
 from nnunet_iac.search.nsga2 import dominates
 from nnunet_iac.search.one_hot import genotype_forward, one_hot_weights
 from nnunet_iac.search.pc_darts import PCDartsStrategy
@@ -94,7 +94,7 @@ def test_mutation_and_crossover_breed_valid_genotypes_of_the_space():
             assert all(src in TOPOLOGY.node_inputs(node) for src in sources)
             assert all(op in space for op, _ in inputs)
         assert child.concat == parents[0].concat
-        children.add(genotype_key(child))
+        children.add(child)
     assert len(children) > 50  # variation, not one child over and over
     one = mutate(parents[0], np.random.default_rng(3), NAMES)
     assert sum(a != b for n, m in zip(one.nodes, parents[0].nodes) for a, b in zip(n, m)) == 1
@@ -164,11 +164,11 @@ def test_the_strategy_evolves_a_front_once_and_reports_the_chosen_genotype(tmp_p
     assert all(not any(dominates(objectives[j], objectives[i]) for j in range(len(points))) for i in front)
     assert all(any(dominates(objectives[j], objectives[i]) for j in front) for i in set(range(len(points))) - set(front))
     chosen = points[record["chosen"]]
-    assert record["derived"] == 0 and genotype_key(Genotype.from_dict(points[0]["genotype"])) == genotype_key(
+    assert record["derived"] == 0 and Genotype.from_dict(points[0]["genotype"]) == (
         PCDartsStrategy.current(strategy, {}, _OPTIONS).genotype)  # alpha/beta's genotype is scored first
     assert record["chosen"] in front and chosen["dice"] == max(points[i]["dice"] for i in front)
     view = strategy.current({"run": 1}, _OPTIONS)
-    assert genotype_key(view.genotype) == genotype_key(Genotype.from_dict(chosen["genotype"]))
+    assert view.genotype == Genotype.from_dict(chosen["genotype"])
     assert view.genotype.meta["strategy"] == "nsga2" and view.genotype.meta["evolution"]["dice"] == chosen["dice"]
     assert view.genotype.cell_options["init"] == "small"
     # once evolved, it is state: a continued strategy does not evolve again (no batch is drawn)
