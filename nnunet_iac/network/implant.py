@@ -12,6 +12,7 @@ unchanged and a base checkpoint loads into it strictly once the new keys are acc
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -157,6 +158,23 @@ def implanted_decoder(network: nn.Module) -> ImplantedUNetDecoder:
     if not isinstance(decoder, ImplantedUNetDecoder):
         raise ImplantError(f"{type(network).__name__} has no implanted cells.")
     return decoder
+
+
+@contextmanager
+def cells_at(network: nn.Module, levels: Iterable[int]) -> Iterator[None]:
+    """Within the block only the cells at ``levels`` act; every other level concatenates as the base does, as it
+    would in a network implanted at ``levels`` alone (how the evolution scores a subset of levels on the supernet)."""
+    decoder = implanted_decoder(network)
+    levels = set(levels)
+    unknown = levels - set(decoder.iac_cell_levels)
+    if unknown:
+        raise ValueError(f"levels {sorted(unknown)} have no cell; this network has cells at {decoder.iac_cell_levels}.")
+    before = decoder._cell_of_stage
+    decoder._cell_of_stage = {stage: i for stage, i in before.items() if stage in levels}
+    try:
+        yield
+    finally:
+        decoder._cell_of_stage = before
 
 
 def cell_parameters(network: nn.Module) -> list[nn.Parameter]:

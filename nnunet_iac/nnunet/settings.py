@@ -96,6 +96,7 @@ class IACSettings:
     evolution_generations: int = 8
     evolution_batches: int = 8
     evolution_tolerance: float = 0.005
+    evolution_levels: str = "on"
     cell_optimizer: str = "sgd"
     adas_lr: float = 0.0
     adas_beta: float = 0.8
@@ -177,7 +178,8 @@ class IACSettings:
         for name, allowed in (("init", INITS), ("retrain_base", RETRAIN_BASE_POLICIES),
                               ("search_schedule", SEARCH_SCHEDULES), ("strategy", tuple(STRATEGIES)),
                               ("cost_measure", MEASURES), ("cost_form", COST_FORMS),
-                              ("cell_optimizer", CELL_OPTIMIZERS), ("branching", BRANCHING)):
+                              ("cell_optimizer", CELL_OPTIMIZERS), ("branching", BRANCHING),
+                              ("evolution_levels", ("on", "off"))):
             if getattr(self, name) not in allowed:
                 raise SettingsError(f"{PREFIX}{name}={getattr(self, name)!r} is not allowed; use one of "
                                     f"{', '.join(allowed)}.")
@@ -198,6 +200,17 @@ class IACSettings:
             raise SettingsError(f"{PREFIX}init={self.init!r} only applies to {PREFIX}mode=residual (it sets how the "
                                 f"cell's output starts next to the merged input); {PREFIX}mode={self.mode!r} has none. "
                                 f"Unset {PREFIX}init, or set {PREFIX}mode=residual.")
+
+
+def explicit_for_genotype(genotype_meta: dict[str, Any], settings: IACSettings,
+                          env: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The settings the environment sets that the genotype must agree with. An evolution over levels
+    (``nnUNet_IAC_evolution_levels=on``) chose among the levels the search's ``nnUNet_IAC_levels`` named; the same
+    variable still set for the retrain names those candidates, not a contradiction of the genotype's choice."""
+    explicit = IACSettings.explicit(env)
+    if (genotype_meta.get("evolution") or {}).get("levels_searched") == settings.levels:
+        explicit -= {"levels"}
+    return explicit
 
 
 def adopt_genotype_options(settings: IACSettings, explicit: frozenset[str], genotype_options: dict[str, Any] | None,

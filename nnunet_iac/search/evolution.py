@@ -13,10 +13,13 @@ one-shot supernet:
    ``1 - Dice``, its pseudo-Dice (nnU-Net's online Dice: true/false positives and false negatives summed over
    ``nnUNet_IAC_evolution_batches`` fixed val_search batches without augmentation, averaged over the foreground
    classes) computed by the supernet with only that genotype's operations (``one_hot.genotype_forward``), and
-   its **cost**: the sum over the cells' levels of its operations' cost in ``nnUNet_IAC_cost_measure`` from the
-   measured table ``operation_costs.json`` (latency at prediction batch 1 by default). Each generation breeds
-   2 x population children; a random forest fitted on every genotype scored so far keeps the quarter it ranks
-   best, which are scored.
+   its **cost**: the sum over the cells' levels of its operations' and the cell frame's cost in
+   ``nnUNet_IAC_cost_measure`` from the measured table ``operation_costs.json`` (latency at prediction batch 1
+   by default). With ``nnUNet_IAC_evolution_levels=on`` (the default) a candidate is a genotype *and* the
+   subset of the supernet's levels that gets cells (``placed_genotype``): the other levels concatenate as the
+   base does while it is scored, and cost nothing. Each generation breeds 2 x population children; a random
+   forest fitted on every candidate scored so far keeps the quarter it ranks best, which are scored. The
+   supernet without any cell (the base) is scored once too, as a reference the front can be read against.
 3. **Choice**: among the final front, the cheapest genotype whose Dice is within
    ``nnUNet_IAC_evolution_tolerance`` (Dice, 0 to 1) of the front's best; 0 picks the most accurate.
 
@@ -37,11 +40,12 @@ from torch import nn
 
 from nnunet_iac.cells.genotype import CELL_OPTION_NAMES, Genotype
 from nnunet_iac.common.atomic_io import atomic_write_json
-from nnunet_iac.network.implant import implanted_decoder
-from nnunet_iac.search.genotype_operators import crossover, features, mutate
+from nnunet_iac.network.implant import cells_at, implanted_decoder
 from nnunet_iac.search.nsga2 import Surrogate, evolve, non_dominated_fronts
 from nnunet_iac.search.one_hot import genotype_forward
 from nnunet_iac.search.operation_costs import MEASURES, genotype_costs, load_or_measure_costs
+from nnunet_iac.search.placed_genotype import (PlacedGenotype, crossover_placed, mutate_placed, placed_features,
+                                               random_levels)
 from nnunet_iac.search.pc_darts import PCDartsStrategy
 from nnunet_iac.search.random_genotype import random_genotype
 from nnunet_iac.search.strategy import ArchitectureView
@@ -101,37 +105,46 @@ class EvolutionStrategy(PCDartsStrategy):
         batches = [next_batch() for _ in range(int(options["evolution_batches"]))]
         decoder = implanted_decoder(self.network)
         names = tuple(decoder.iac_cells[0].operation_names)
+        levels = tuple(decoder.iac_cell_levels)
+        evolve_levels = options["evolution_levels"] == "on"
         measure = options["cost_measure"]
-        costs: dict[Genotype, dict[str, float]] = {}
-        dice: dict[Genotype, float] = {}
+        costs: dict[PlacedGenotype, dict[str, float]] = {}
+        dice: dict[PlacedGenotype, float] = {}
 
-        def score(genotype: Genotype) -> tuple[float, float]:
-            with torch.no_grad(), genotype_forward(self.network, genotype):
-                outputs = [evaluate({"data": b["data"], "target": _copy(b["target"])}) for b in batches]
-            dice[genotype] = pseudo_dice(outputs)
-            costs[genotype] = genotype_costs(self.cost_rows, genotype.operations())
-            return 1.0 - dice[genotype], costs[genotype][measure]
+        def val_search_dice(genotype: Genotype, where: tuple[int, ...]) -> float:
+            with torch.no_grad(), genotype_forward(self.network, genotype), cells_at(self.network, where):
+                return pseudo_dice([evaluate({"data": b["data"], "target": _copy(b["target"])}) for b in batches])
+
+        def score(candidate: PlacedGenotype) -> tuple[float, float]:
+            dice[candidate] = val_search_dice(candidate.genotype, candidate.levels)
+            costs[candidate] = genotype_costs(self.cost_rows, candidate.genotype.operations(), candidate.levels)
+            return 1.0 - dice[candidate], costs[candidate][measure]
 
         with torch.no_grad():  # alpha/beta's genotype, with the search space the children are drawn from
             template = self.current({}, {name: options[name] for name in CELL_OPTION_NAMES}).genotype
         seed = int(options["seed"])
         population = int(options["evolution_population"])
-        initial = [template] + [replace(random_genotype(template, seed + i), meta={}) for i in range(1, population)]
         rng = np.random.default_rng(seed)
-        result = evolve(initial, score, lambda g, r: mutate(g, r, names), crossover,
+        initial = [PlacedGenotype(template, levels)] + [
+            PlacedGenotype(replace(random_genotype(template, seed + i), meta={}),
+                           random_levels(levels, rng) if evolve_levels else levels) for i in range(1, population)]
+        movable = levels if evolve_levels else ()
+        result = evolve(initial, score, lambda c, r: mutate_placed(c, r, names, movable), crossover_placed,
                         int(options["evolution_generations"]), rng,
-                        features=lambda g: features(g, names), surrogate=Surrogate(seed=seed),
+                        features=lambda c: placed_features(c, names, levels), surrogate=Surrogate(seed=seed),
                         evaluate_share=EVALUATE_SHARE, offspring_factor=OFFSPRING_FACTOR)
-        self.result = self.record(result, dice, costs, measure, time.time() - started, len(batches))
+        base_dice = val_search_dice(template, ())
+        self.result = self.record(result, dice, costs, measure, time.time() - started, len(batches), base_dice)
         atomic_write_json(self.output_folder / EVOLUTION_FILE, self.result)
 
-    def record(self, result, dice: dict, costs: dict, measure: str, seconds: float, batches: int) -> dict[str, Any]:
-        """Every scored genotype, the front of all of them and the choice, as ``evolution.json`` holds them."""
+    def record(self, result, dice: dict, costs: dict, measure: str, seconds: float, batches: int,
+               base_dice: float) -> dict[str, Any]:
+        """Every scored candidate, the front of all of them and the choice, as ``evolution.json`` holds them."""
         points = []
         for evaluated in result.scored:
-            genotype = evaluated.candidate
-            points.append({"genotype": genotype.to_dict(), "dice": dice[genotype],
-                           **{m: costs[genotype][m] for m in MEASURES}})
+            candidate = evaluated.candidate
+            points.append({"genotype": candidate.genotype.to_dict(), "levels": list(candidate.levels),
+                           "dice": dice[candidate], **{m: costs[candidate][m] for m in MEASURES}})
         objectives = [(1 - p["dice"], p[measure]) for p in points]
         front = non_dominated_fronts(objectives)[0]
         tolerance = float(self.options["evolution_tolerance"])
@@ -140,6 +153,8 @@ class EvolutionStrategy(PCDartsStrategy):
                 "batches": batches, "population": len(result.population), "generations": len(result.history),
                 "evaluations": result.evaluations, "seconds": seconds,
                 "rule": f"cheapest on the front within {tolerance} Dice of its best (nnUNet_IAC_evolution_tolerance)",
+                "levels_searched": self.options["levels"] if self.options["evolution_levels"] == "on" else None,
+                "base_dice": base_dice,  # the supernet with no cell at any level: the base on the same batches
                 "points": points, "front": front, "chosen": chosen,
                 "derived": 0,  # the first genotype scored is alpha/beta's (what PC-DARTS alone would have chosen)
                 "history": [{"generation": h["generation"], "evaluations": h["evaluations"],
@@ -151,10 +166,15 @@ class EvolutionStrategy(PCDartsStrategy):
             return view
         chosen = self.result["points"][self.result["chosen"]]
         evolved = Genotype.from_dict(chosen["genotype"])
-        summary = {"dice": chosen["dice"], "cost_measure": self.result["cost_measure"],
-                   "cost": chosen[self.result["cost_measure"]], "front_size": len(self.result["front"]),
-                   "evaluations": self.result["evaluations"], "file": EVOLUTION_FILE}
-        genotype = replace(view.genotype, nodes=evolved.nodes, concat=evolved.concat,
+        summary = {"dice": chosen["dice"], "base_dice": self.result.get("base_dice"),
+                   "cost_measure": self.result["cost_measure"], "cost": chosen[self.result["cost_measure"]],
+                   "front_size": len(self.result["front"]), "evaluations": self.result["evaluations"],
+                   "levels_searched": self.result.get("levels_searched"), "file": EVOLUTION_FILE}
+        options = view.genotype.cell_options
+        if options is not None and "levels" in chosen and chosen["levels"] != list(implanted_decoder(
+                self.network).iac_cell_levels):
+            options = {**options, "levels": ",".join(map(str, chosen["levels"]))}
+        genotype = replace(view.genotype, nodes=evolved.nodes, concat=evolved.concat, cell_options=options,
                            meta={**view.genotype.meta, "evolution": summary})
         return ArchitectureView(genotype, view.op_weights, view.edge_weights, view.operation_names)
 

@@ -10,6 +10,12 @@ at that level. Three measures:
 - ``latency``: median wall time (ms) of its forward at prediction batch size 1, on the device in use, after
   one warm-up call (noisy on a loaded CPU; the table records the device it was measured on).
 
+Besides the operations, each level has a ``frame`` row: what every cell pays whatever its genotype, its two
+input reductions and its output projection (``cells.frame``) on the same feature maps. Issue 18 measured that
+prediction with cells at fewer levels is faster at equal operations (1.24-1.39x the base's time against
+1.48-1.57x): on a CPU at batch 1 a cell costs per module call, most of it in its frame, so a cost that leaves
+the frame out cannot see what leaving a level out saves.
+
 The table is cached as ``operation_costs.json`` in the fold folder. ``expected_cost`` is differentiable in
 alpha and beta: sum over edges of beta's edge weight times alpha's operation weights times the operation's
 cost summed over the levels (alpha and beta are shared by the levels), divided by the cost of the most
@@ -17,6 +23,7 @@ expensive operation on every edge, so that 1 means "every edge as expensive as i
 """
 from __future__ import annotations
 
+import copy
 import json
 import statistics
 import time
@@ -32,6 +39,10 @@ from nnunet_iac.cells.operations import build_operation
 from nnunet_iac.network.implant import implanted_decoder
 
 COST_FILE = "operation_costs.json"
+#: the row of a level that holds the cell's fixed parts (reductions, projection), not an operation
+FRAME = "frame"
+#: tables written before the frame rows existed carry no version and are measured again
+TABLE_VERSION = 2
 MEASURES = ("parameters", "flops", "latency")
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -91,8 +102,25 @@ def latency_ms(module: nn.Module, x: torch.Tensor, repeats: int) -> float:
     return float(statistics.median(times))
 
 
+def frame_cost(cell: nn.Module, level: int, size: tuple, device: torch.device, repeats: int) -> OperationCost:
+    """The ``frame`` row of a level: the cell's two input reductions and its output projection, each on a
+    feature map of its own input's shape, summed (parameters, FLOPs and latency)."""
+    voxels = (1, *size)
+    parts = [(cell.reduce_skip, cell.reduce_skip[1].in_channels), (cell.reduce_up, cell.reduce_up[1].in_channels),
+             (cell.output_projection, cell.output_projection.in_channels)]
+    parameters, flops, latency = 0, 0, 0.0
+    for module, channels in parts:
+        module = copy.deepcopy(module).to(device).eval()
+        x = torch.randn(voxels[0], channels, *voxels[1:], device=device)
+        parameters += sum(p.numel() for p in module.parameters())
+        flops += conv_flops(module, x)
+        latency += latency_ms(module, x, repeats)
+    return OperationCost(level, FRAME, cell.width, tuple(size), parameters, flops, latency)
+
+
 def measure_costs(network: nn.Module, patch_size, device: torch.device, repeats: int = 5) -> list[OperationCost]:
-    """The cost of every operation of the search space at every level of an implanted network."""
+    """The cost of every operation of the search space, and of the cell's frame, at every level of an implanted
+    network."""
     decoder = implanted_decoder(network)
     spec = LayerSpec.from_encoder(decoder.encoder)
     rows = []
@@ -104,6 +132,7 @@ def measure_costs(network: nn.Module, patch_size, device: torch.device, repeats:
             op = build_operation(name, spec, cell.width).to(device).eval()
             rows.append(OperationCost(level, name, cell.width, tuple(size), sum(p.numel() for p in op.parameters()),
                                       conv_flops(op, x), latency_ms(op, x, repeats)))
+        rows.append(frame_cost(cell, level, tuple(size), device, repeats))
     return rows
 
 
@@ -117,7 +146,7 @@ def load_or_measure_costs(folder: Path, network: nn.Module, patch_size, device: 
     now and cached."""
     path = Path(folder) / COST_FILE
     key = {"patch_size": list(patch_size), "device": device.type,
-           "levels": list(implanted_decoder(network).iac_cell_levels)}
+           "levels": list(implanted_decoder(network).iac_cell_levels), "version": TABLE_VERSION}
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved.get("key") == key:
@@ -133,17 +162,30 @@ def operation_cost_vector(rows: list[OperationCost], operation_names, measure: s
         raise ValueError(f"Unknown cost measure {measure!r}; use one of {', '.join(MEASURES)}.")
     totals = {name: 0.0 for name in operation_names}
     for row in rows:
-        totals[row.operation] += float(getattr(row, measure))
+        if row.operation != FRAME:  # the same for every architecture: no gradient to alpha/beta
+            totals[row.operation] += float(getattr(row, measure))
     return torch.tensor([totals[name] for name in operation_names])
 
 
-def genotype_costs(rows: list[OperationCost], operations: list[str]) -> dict[str, float]:
-    """What a discrete cell with these ``operations`` (one per chosen edge) adds at every level of the table, per
-    measure: the sum of its operations' rows (the discrete cell runs them one after the other; its fixed parts,
-    reductions and projection, are the same for every genotype and left out)."""
+def genotype_costs(rows: list[OperationCost], operations: list[str],
+                   levels: tuple[int, ...] | None = None) -> dict[str, float]:
+    """What discrete cells with these ``operations`` (one per chosen edge) add at ``levels`` (every level of the
+    table when None), per measure: at each level the sum of its operations' rows (the discrete cell runs them one
+    after the other) and of its ``frame`` row (a table without one, written before frame rows existed, counts
+    the operations only)."""
     table = {(row.level, row.operation): row for row in rows}
+    measured = sorted({row.level for row in rows})
+    levels = measured if levels is None else sorted(levels)
+    missing = [level for level in levels if level not in measured]
+    if missing:
+        raise KeyError(f"the cost table has no rows for level(s) {', '.join(map(str, missing))}; it was measured "
+                       f"for cells at levels {', '.join(map(str, measured))}")
     totals = {measure: 0.0 for measure in MEASURES}
-    for level in sorted({row.level for row in rows}):
+    for level in levels:
+        frame = table.get((level, FRAME))
+        if frame is not None:
+            for measure in MEASURES:
+                totals[measure] += float(getattr(frame, measure))
         for operation in operations:
             row = table.get((level, operation))
             if row is None:

@@ -8,8 +8,8 @@ issue 18) gives one genotype per search. Each becomes a point:
   val_search in the search's last epoch (``search_history.json``), a cruder proxy, named in the output;
 - **added parameters** and **latency**: the sum over levels of the chosen operations' parameters and measured
   latency (ms at prediction batch 1) from the search's ``operation_costs.json`` (the discrete cell runs its
-  operations one after the other; the cell's fixed parts, reductions and projection, are the same for every
-  genotype and left out).
+  operations one after the other), plus each level's ``frame`` row (reductions and projection, which every cell
+  pays; tables older than that row lack it and count the operations only).
 
 An evolutionary search (``nnUNet_IAC_strategy=nsga2``) scored many genotypes itself: its folder gives every one of
 them (``evolution.json``), scored by its val_search pseudo-Dice on the supernet, with the same cost table.
@@ -137,7 +137,7 @@ def plot_front(points: list[GenotypePoint], front: list[GenotypePoint], chosen: 
     line = sorted(front, key=lambda p: p.latency_ms)
     axis.plot([p.latency_ms for p in line], [p.score for p in line], color="tab:blue", lw=1)
     axis.scatter([chosen.latency_ms], [chosen.score], marker="*", s=250, color="tab:red", label="chosen")
-    axis.set_xlabel("added latency of the chosen operations (ms, prediction batch 1)")
+    axis.set_xlabel("added latency of the cells: operations and frame (ms, prediction batch 1)")
     axis.set_ylabel(chosen.score_source)
     axis.set_title("genotypes (marker size: added parameters); front in blue")
     axis.legend()

@@ -68,11 +68,12 @@ def test_a_cost_aware_search_measures_its_operations_and_records_its_expected_co
 
 
 @pytest.mark.integration
-def test_an_evolutionary_search_at_one_level_chooses_from_its_front_and_its_cells_retrain_and_predict(workspace, monkeypatch,
-                                                                                                         tmp_path):
-    """nnUNet_IAC_strategy=nsga2 with nnUNet_IAC_levels=0 (issue 18): evolution.json holds the front and the
-    choice, genotype.json is the choice and records the level, a continued finished search does not evolve again,
-    and Stage III and nnUNetv2_predict build cells at that level only, from the plans."""
+def test_an_evolutionary_search_over_two_levels_chooses_from_its_front_and_its_cells_retrain_and_predict(
+        workspace, monkeypatch, tmp_path):
+    """nnUNet_IAC_strategy=nsga2 with nnUNet_IAC_levels=0,1 (issue 18): evolution.json holds the front over
+    genotypes and subsets of those levels, and the choice; genotype.json is the choice and records its levels; a
+    continued finished search does not evolve again; Stage III (with nnUNet_IAC_levels=0,1 still set, as a shell
+    left from the search has it) and nnUNetv2_predict build cells at the chosen levels only, from the plans."""
     from nnunet_workspace import DATASET, DATASET_ID, load_predictor
 
     plans_name = "nnUNetPlansNSGA"
@@ -80,7 +81,7 @@ def test_an_evolutionary_search_at_one_level_chooses_from_its_front_and_its_cell
     budget = {"nnUNet_IAC_epochs": "2", "nnUNet_IAC_warmup_epochs": "1", "nnUNet_IAC_iterations_per_epoch": "2",
               "nnUNet_IAC_val_iterations_per_epoch": "1", "nnUNet_IAC_search_validation": "0"}
     env = {**budget, "nnUNet_IAC_base": str(workspace.train_base("2d")), "nnUNet_IAC_strategy": "nsga2",
-           "nnUNet_IAC_levels": "0", "nnUNet_IAC_cost_measure": "parameters", "nnUNet_IAC_evolution_population": "4",
+           "nnUNet_IAC_levels": "0,1", "nnUNet_IAC_cost_measure": "parameters", "nnUNet_IAC_evolution_population": "4",
            "nnUNet_IAC_evolution_generations": "2", "nnUNet_IAC_evolution_batches": "1"}
     search_command = ("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerIACSearch", "-p", plans_name,
                       "-device", "cpu")
@@ -91,11 +92,16 @@ def test_an_evolutionary_search_at_one_level_chooses_from_its_front_and_its_cell
     chosen = record["points"][record["chosen"]]
     assert record["chosen"] in record["front"]
     genotype = Genotype.load(search / "genotype.json")
-    assert genotype == Genotype.from_dict(chosen["genotype"]) and genotype.cell_options["levels"] == "0"
+    assert {tuple(p["levels"]) for p in record["points"]} <= {(0,), (1,), (0, 1)} and record["points"][0]["levels"] == [0, 1]
+    chosen_levels = tuple(chosen["levels"])
+    assert genotype == Genotype.from_dict(chosen["genotype"])
+    assert genotype.cell_options["levels"] == ("0,1" if chosen_levels == (0, 1) else str(chosen_levels[0]))
+    assert 0 <= record["base_dice"] <= 1 and genotype.meta["evolution"]["levels_searched"] == "0,1"
     assert genotype.meta["strategy"] == "nsga2" and genotype.meta["evolution"]["dice"] == chosen["dice"]
     assert safe_load(search / "checkpoint_final.pth")["iac"]["strategy"]["state"]["evolution"] == record
     costs = json.loads((search / "operation_costs.json").read_text())
-    assert {row["level"] for row in costs["rows"]} == {0}  # cells at level 0 only, so costs there only
+    assert {row["level"] for row in costs["rows"]} == {0, 1}  # cells at levels 0 and 1 only, so costs there only
+    assert {row["operation"] for row in costs["rows"] if row["level"] == 0} >= {"frame", "identity"}
 
     (search / "evolution.json").unlink()
     workspace.run(*search_command, "--c", env=env)
@@ -103,12 +109,13 @@ def test_an_evolutionary_search_at_one_level_chooses_from_its_front_and_its_cell
     assert Genotype.load(search / "genotype.json") == genotype
 
     retrain_env = {**budget, "nnUNet_IAC_epochs": "1", "nnUNet_IAC_base": env["nnUNet_IAC_base"],
-                   "nnUNet_IAC_genotype": str(search / "genotype.json")}
+                   "nnUNet_IAC_genotype": str(search / "genotype.json"), "nnUNet_IAC_levels": "0,1"}
     workspace.run("nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", "nnUNetTrainerIACRetrain", "-p", plans_name,
                   "-device", "cpu", env=retrain_env)
     model = workspace.results / f"nnUNetTrainerIACRetrain__{plans_name}__2d"
     predictor = load_predictor(workspace, monkeypatch, model)
-    assert tuple(predictor.network.decoder.iac_cell_levels) == (0,) and len(predictor.network.decoder.iac_cells) == 1
+    assert tuple(predictor.network.decoder.iac_cell_levels) == chosen_levels
+    assert len(predictor.network.decoder.iac_cells) == len(chosen_levels)
     out = tmp_path / "predicted"
     workspace.run("nnUNetv2_predict", "-i", str(workspace.root / "raw" / DATASET / "imagesTs"), "-o", str(out), "-d",
                   str(DATASET_ID), "-c", "2d", "-f", "0", "-tr", "nnUNetTrainerIACRetrain", "-p", plans_name,

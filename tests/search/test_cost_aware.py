@@ -11,7 +11,8 @@ from nnunet_iac.network.builders import CellOptions
 from nnunet_iac.network.implant import freeze_base, implanted_decoder
 from nnunet_iac.network.reference_networks import tiny_plain_unet
 from nnunet_iac.search.cost_aware import CostAwareStrategy
-from nnunet_iac.search.operation_costs import (COST_FILE, expected_cost, level_spatial_sizes, load_or_measure_costs,
+from nnunet_iac.search.operation_costs import (COST_FILE, FRAME, TABLE_VERSION, OperationCost, expected_cost,
+                                               genotype_costs, level_spatial_sizes, load_or_measure_costs,
                                                operation_cost_vector)
 from nnunet_iac.search.strategy import StrategyContext
 
@@ -29,10 +30,15 @@ def test_the_cost_table_has_every_operation_at_every_level_and_is_cached(tmp_pat
     network = _supernet()
     rows = load_or_measure_costs(tmp_path, network, (32, 32), CPU)
     levels = len(implanted_decoder(network).iac_cells)
-    assert len(rows) == levels * len(NAMES)
+    assert len(rows) == levels * (len(NAMES) + 1)
     by_name = {(r.level, r.operation): r for r in rows}
     for level, size in enumerate(level_spatial_sizes(network, (32, 32))):
-        width = implanted_decoder(network).iac_cells[level].width
+        cell = implanted_decoder(network).iac_cells[level]
+        width = cell.width
+        frame = by_name[level, FRAME]  # the two reductions and the projection, whatever the operations
+        assert frame.parameters == sum(p.numel() for m in (cell.reduce_skip, cell.reduce_up, cell.output_projection)
+                                       for p in m.parameters())
+        assert frame.flops > 0 and frame.latency > 0 and frame.spatial_size == size
         assert by_name[level, "identity"].parameters == 0 and by_name[level, "identity"].flops == 0
         assert by_name[level, "max_pool_3x3"].parameters == 0
         conv = by_name[level, "sep_conv_3x3"]
@@ -42,8 +48,36 @@ def test_the_cost_table_has_every_operation_at_every_level_and_is_cached(tmp_pat
     sizes = level_spatial_sizes(network, (32, 32))
     assert all(a[0] < b[0] for a, b in zip(sizes, sizes[1:]))
     saved = json.loads((tmp_path / COST_FILE).read_text())
-    assert saved["key"] == {"patch_size": [32, 32], "device": "cpu", "levels": list(range(levels))}
+    assert saved["key"] == {"patch_size": [32, 32], "device": "cpu", "levels": list(range(levels)),
+                            "version": TABLE_VERSION}
     assert load_or_measure_costs(tmp_path, network, (32, 32), CPU) == rows  # read back, not measured again
+    del saved["key"]["version"]  # a table from before the frame rows is measured again
+    (tmp_path / COST_FILE).write_text(json.dumps({"key": saved["key"], "rows": saved["rows"][:3]}))
+    assert len(load_or_measure_costs(tmp_path, network, (32, 32), CPU)) == len(rows)
+
+
+def _row(level, operation, parameters, latency):
+    return OperationCost(level, operation, 8, (4, 4), parameters, 0, latency)
+
+
+def test_a_genotypes_cost_is_its_operations_and_frame_at_its_levels_by_hand():
+    rows = [_row(level, name, p * (level + 1), t * (level + 1)) for level in (0, 1, 2)
+            for name, p, t in (("identity", 0, 0.1), ("sep_conv_3x3", 10, 1.0), (FRAME, 100, 2.0))]
+    operations = ["sep_conv_3x3", "identity", "sep_conv_3x3"]
+    # per level: 2 x sep_conv + identity + frame = (20 + 0 + 100) parameters, (2 + 0.1 + 2) ms, times level + 1
+    every = genotype_costs(rows, operations)
+    assert every["parameters"] == pytest.approx(120 * (1 + 2 + 3)) and every["latency"] == pytest.approx(4.1 * 6)
+    some = genotype_costs(rows, operations, (0, 2))
+    assert some["parameters"] == pytest.approx(120 * (1 + 3)) and some["latency"] == pytest.approx(4.1 * 4)
+    without_frame = genotype_costs([r for r in rows if r.operation != FRAME], operations, (1,))
+    assert without_frame["parameters"] == pytest.approx(40)
+    with pytest.raises(KeyError, match="level"):
+        genotype_costs(rows, operations, (3,))
+    with pytest.raises(KeyError, match="dil_conv_3x3"):
+        genotype_costs(rows, ["dil_conv_3x3"])
+    # the frame is the same for every architecture: the search's cost vector leaves it out
+    vector = operation_cost_vector(rows, ("identity", "sep_conv_3x3"), "parameters")
+    assert vector.tolist() == [0.0, 60.0]
 
 
 def test_expected_cost_is_the_hand_sum_and_differentiable():

@@ -11,13 +11,15 @@ from nnunet_iac.cells.genotype import Genotype, GenotypeError
 from nnunet_iac.cells.operations import OPERATIONS, ZERO
 from nnunet_iac.cells.topology import CellTopology
 from nnunet_iac.network.builders import CellOptions
-from nnunet_iac.network.implant import freeze_base, implanted_decoder
+from nnunet_iac.network.implant import cells_at, freeze_base, implanted_decoder
 from nnunet_iac.network.reference_networks import tiny_plain_unet
 from nnunet_iac.search.evolution import EVOLUTION_FILE, EvolutionStrategy, choose_from_front, pseudo_dice
 from nnunet_iac.search.genotype_operators import crossover, features, mutate
 from nnunet_iac.search.nsga2 import dominates
 from nnunet_iac.search.one_hot import genotype_forward, one_hot_weights
 from nnunet_iac.search.pc_darts import PCDartsStrategy
+from nnunet_iac.search.placed_genotype import (PlacedGenotype, crossover_placed, mutate_placed, placed_features,
+                                               random_levels)
 from nnunet_iac.search.random_genotype import random_genotype
 from nnunet_iac.search.strategy import StrategyContext
 
@@ -104,6 +106,52 @@ def test_mutation_and_crossover_breed_valid_genotypes_of_the_space():
     assert vector.shape == (14 * len(NAMES),) and vector.sum() == 8
 
 
+def test_placed_operators_keep_a_non_empty_subset_of_the_levels_and_move_it():
+    rng = np.random.default_rng(0)
+    levels = (0, 1, 2, 3)
+    parents = [PlacedGenotype(_genotype(1), (0, 1)), PlacedGenotype(_genotype(2), (3,))]
+    seen, moved_levels, moved_genotype = set(), 0, 0
+    for _ in range(300):
+        child = mutate_placed(crossover_placed(*parents, rng), rng, NAMES, levels)
+        assert child.levels and set(child.levels) <= set(levels) and list(child.levels) == sorted(set(child.levels))
+        seen.add(child.levels)
+    assert len(seen) >= 8  # the subsets vary, not only the parents' two
+    for _ in range(200):
+        child = mutate_placed(parents[1], rng, NAMES, levels)
+        moved_levels += child.levels != parents[1].levels
+        moved_genotype += child.genotype != parents[1].genotype
+        assert (child.levels != parents[1].levels) != (child.genotype != parents[1].genotype)  # one or the other
+    assert 20 < moved_levels < 100 and moved_genotype > 100
+    fixed = [mutate_placed(parents[0], rng, NAMES, ()) for _ in range(50)]  # levels not evolved
+    assert all(child.levels == (0, 1) for child in fixed)
+    assert all(random_levels(levels, rng) for _ in range(100))
+    vector = placed_features(parents[0], NAMES, levels)
+    assert vector.shape == (14 * len(NAMES) + 4,) and vector[-4:].tolist() == [1, 1, 0, 0]
+    with pytest.raises(ValueError, match="non-empty"):
+        PlacedGenotype(_genotype(1), ())
+
+
+def test_cells_at_some_levels_compute_what_a_network_without_the_others_computes():
+    network = _supernet()
+    x = torch.randn(2, 1, 32, 32)
+    decoder = implanted_decoder(network)
+    with torch.no_grad():
+        every = network(x)
+        with cells_at(network, (0,)):
+            only_first = network(x)
+        with cells_at(network, ()):
+            none = network(x)
+        assert torch.equal(network(x), every)  # the cells are back
+        for cell in list(decoder.iac_cells)[1:]:
+            cell.zero_output()  # residual mode: a zero output is no cell
+        assert torch.allclose(network(x), only_first, atol=1e-6) and not torch.allclose(only_first, every)
+        decoder.iac_cells[0].zero_output()
+        assert torch.allclose(network(x), none, atol=1e-6)
+    with pytest.raises(ValueError, match="no cell"):
+        with cells_at(network, (7,)):
+            pass
+
+
 def test_pseudo_dice_sums_counts_over_batches_before_averaging_classes():
     outputs = [{"tp_hard": [1, 0], "fp_hard": [1, 0], "fn_hard": [0, 0]},
                {"tp_hard": [3, 2], "fp_hard": [0, 2], "fn_hard": [1, 0]}]
@@ -146,7 +194,7 @@ class _Trainer:
 def test_the_strategy_evolves_a_front_once_and_reports_the_chosen_genotype(tmp_path):
     network = _supernet()
     options = {**_OPTIONS, "seed": 7, "evolution_population": 6, "evolution_generations": 3, "evolution_batches": 2,
-               "evolution_tolerance": 0.0, "cost_measure": "parameters"}
+               "evolution_tolerance": 0.0, "cost_measure": "parameters", "evolution_levels": "on"}
     strategy = EvolutionStrategy()
     strategy.setup(network, StrategyContext(CPU, 0.0, options=options, patch_size=(32, 32), output_folder=tmp_path))
     generator = torch.Generator().manual_seed(0)
@@ -159,6 +207,9 @@ def test_the_strategy_evolves_a_front_once_and_reports_the_chosen_genotype(tmp_p
     points = record["points"]
     assert record["evaluations"] == len(points) >= 6 and record["generations"] == 3
     assert all(0 <= p["dice"] <= 1 and p["parameters"] >= 0 for p in points)
+    every_level = list(implanted_decoder(network).iac_cell_levels)
+    assert points[0]["levels"] == every_level and len({tuple(p["levels"]) for p in points}) > 1  # where, too
+    assert 0 <= record["base_dice"] <= 1 and record["levels_searched"] == "all"
     objectives = [(1 - p["dice"], p["parameters"]) for p in points]
     front = record["front"]
     assert all(not any(dominates(objectives[j], objectives[i]) for j in range(len(points))) for i in front)
@@ -171,6 +222,8 @@ def test_the_strategy_evolves_a_front_once_and_reports_the_chosen_genotype(tmp_p
     assert view.genotype == Genotype.from_dict(chosen["genotype"])
     assert view.genotype.meta["strategy"] == "nsga2" and view.genotype.meta["evolution"]["dice"] == chosen["dice"]
     assert view.genotype.cell_options["init"] == "small"
+    assert view.genotype.cell_options["levels"] == (
+        "all" if chosen["levels"] == every_level else ",".join(map(str, chosen["levels"])))
     # once evolved, it is state: a continued strategy does not evolve again (no batch is drawn)
     resumed = EvolutionStrategy()
     resumed.setup(network, StrategyContext(CPU, 0.0, options=options, patch_size=(32, 32), output_folder=tmp_path))
