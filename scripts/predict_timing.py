@@ -1,8 +1,8 @@
 """Prediction time of benchmark arms relative to the base, measured in one run.
 
-The benchmark times each arm's ``nnUNetv2_predict`` once, when the arm is first predicted; arms added to a run
-with ``--resume`` in a later sitting are then compared with a base predicted on a machine that may have been
-faster or slower (docs/benchmarks.md, issue 18: the base took 31 s in one sitting, 44 s in the next). This
+The benchmark times each arm's ``nnUNetv2_predict`` once, when the arm is first predicted, and divides by the
+base's time from the same sitting (``nnunet_iac.benchmark.predict_time``; the machine's speed differs between
+sittings by up to ~40 %). Within a sitting the machine drifts too, and one timing per arm cannot show it. This
 script runs the benchmark's own prediction commands again (from ``results.json``), interleaved round by round
 so that drift hits every arm alike, into a scratch folder, and prints each arm's mean time over the first arm's.
 

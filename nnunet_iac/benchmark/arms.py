@@ -222,8 +222,9 @@ class ArmRunner:
                "nnUNet_BENCH_initial_checkpoint": str(self.base_checkpoint)}
         return self.train(control_stage(arm), arm, env)
 
-    def predict(self, arm: Arm, sets: list[CaseSet], raw_dataset_json: dict, folder: Path):
-        """One nnUNetv2_predict over all sets; inputs linked as ``<set>-<case>_0000.ext``."""
+    def predict(self, arm: Arm, sets: list[CaseSet], raw_dataset_json: dict, folder: Path, stage: str | None = None):
+        """One nnUNetv2_predict over all sets; inputs linked as ``<set>-<case>_0000.ext``. ``stage`` names a
+        prediction made to be timed only (``predict_time``): its output goes to a scratch folder."""
         ending, channels = raw_dataset_json["file_ending"], channel_count(raw_dataset_json)
         inputs = folder / "inputs"
         if not inputs.is_dir():
@@ -233,14 +234,14 @@ class ArmRunner:
                     for c, name in enumerate(image_names(case, channels, ending)):
                         (inputs / f"{case_set.name}-{case}_{c:04d}{ending}").symlink_to(
                             (case_set.images / name).resolve())
-        out = folder / arm.name
+        out = folder / arm.name if stage is None else folder / "timing" / arm.name
         command = ["nnUNetv2_predict", "-i", str(inputs), "-o", str(out / "all"), "-d", str(self.dataset_id),
                    "-c", CONFIGURATION, "-f", str(FOLD), "-tr", arm.trainer, "-p", arm.plans, "-device", self.device,
                    "-npp", "1", "-nps", "1", "-step_size", str(self.budget.step_size), "--disable_progress_bar",
                    "-chk", self.regime.checkpoint]
         if not self.budget.tta:
             command.append("--disable_tta")
-        return self.runner.run(f"predict ({arm.name})", *command)
+        return self.runner.run(stage or f"predict ({arm.name})", *command)
 
     def evaluate(self, arm: Arm, case_set: CaseSet, raw_dataset_json: dict, folder: Path) -> dict:
         """nnU-Net's evaluation of one set's predictions; Dice per class and mean (nnunet_iac.nnunet.evaluation.read_dice)."""

@@ -127,11 +127,14 @@ def variants_table(variants: dict) -> list[str]:
         lines.append(f"| {name} | {settings} | {len(r['seeds'])} | {mean_std(r['search_seconds'], 1 / 60, 1)} min | "
                      f"{r['search_speedup']:.2f}x | {epochs} | {mean_std(r['mean_iteration_ratio'], digits=2)} | "
                      f"{mean_std(r['dice']['validation'])} | {mean_std(r['dice']['test'])} | "
-                     f"{mean_std(r.get('predict_ratio'), digits=2)} | {shared} |")
+                     f"{mean_std(r.get('predict_ratio'), digits=2)}"
+                     f"{' (base timed in another sitting)' if r.get('predict_same_sitting') is False else ''} | "
+                     f"{shared} |")
     lines += ["", "Mean +- std over seeds. Wall time of the search stage (nnUNetv2_train, start to end); the mean "
                   "iteration ratio is the mean search epoch after warm-up over the base's median training epoch "
                   "(equal batch); a pruning search may stop before its budget once every edge has one operation; "
-                  "predict time: the arm's nnUNetv2_predict wall time over the base's, same cases. "
+                  "predict time: the arm's nnUNetv2_predict wall time over the base's, same cases, the base timed "
+                  "again in the arm's sitting when it was predicted in another one. "
                   "Genotypes per seed: results.json, `variants`."]
     return lines
 

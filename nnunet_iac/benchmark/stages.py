@@ -3,10 +3,12 @@
 Every command goes to one log file (the command line, the variables the stage sets, its output).
 Finished stages are recorded in ``stages.json``, so a benchmark interrupted after an hour can go on
 with ``--resume`` instead of starting again: a recorded stage is not run a second time and keeps the
-time and memory it was measured with.
+time and memory it was measured with. Each stage also records its sitting (when this runner started), so that
+times measured in different sittings are not divided by one another (``predict_time``).
 """
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -28,6 +30,7 @@ class StageResult:
     seconds: float
     peak_memory_bytes: int | None
     command: str
+    sitting: str = ""   # empty: recorded before stages named their sitting
 
 
 class StageRunner:
@@ -37,6 +40,7 @@ class StageRunner:
         self.log = folder / "benchmark_log.txt"
         self.record = folder / "stages.json"
         self.results: dict[str, StageResult] = {}
+        self.sitting = datetime.datetime.now().isoformat(timespec="seconds")
         if resume and self.record.is_file():
             self.results = {name: StageResult(**r) for name, r in json.loads(self.record.read_text()).items()}
 
@@ -74,7 +78,7 @@ class StageRunner:
         if code != 0:
             tail = self.log.read_text()[-3000:]
             raise StageError(f"Stage '{name}' failed: '{line}' exited with {code}. Full log: {self.log}\n{tail}")
-        result = StageResult(name, seconds, memory.peak_bytes, line)
+        result = StageResult(name, seconds, memory.peak_bytes, line, self.sitting)
         self._save(result)
         self.note(f"  {name}: {seconds:.0f} s")
         return result
@@ -86,6 +90,6 @@ class StageRunner:
         self.note(f"{name} ...")
         start = time.time()
         action()
-        result = StageResult(name, time.time() - start, None, f"(in-process) {name}")
+        result = StageResult(name, time.time() - start, None, f"(in-process) {name}", self.sitting)
         self._save(result)
         return result
