@@ -134,16 +134,18 @@ class EvolutionStrategy(PCDartsStrategy):
                         features=lambda c: placed_features(c, names, levels), surrogate=Surrogate(seed=seed),
                         evaluate_share=EVALUATE_SHARE, offspring_factor=OFFSPRING_FACTOR)
         base_dice = val_search_dice(template, ())
-        self.result = self.record(result, dice, costs, measure, time.time() - started, len(batches), base_dice)
+        self.result = self.record(result, dice, costs, measure, time.time() - started, len(batches), base_dice,
+                                  levels)
         atomic_write_json(self.output_folder / EVOLUTION_FILE, self.result)
 
     def record(self, result, dice: dict, costs: dict, measure: str, seconds: float, batches: int,
-               base_dice: float) -> dict[str, Any]:
-        """Every scored candidate, the front of all of them and the choice, as ``evolution.json`` holds them."""
+               base_dice: float, every_level: tuple[int, ...]) -> dict[str, Any]:
+        """Every scored candidate (its genotype with its levels as a cell option, retrainable as it is), the front
+        of all of them and the choice, as ``evolution.json`` holds them."""
         points = []
         for evaluated in result.scored:
             candidate = evaluated.candidate
-            points.append({"genotype": candidate.genotype.to_dict(), "levels": list(candidate.levels),
+            points.append({"genotype": candidate.as_genotype(every_level).to_dict(), "levels": list(candidate.levels),
                            "dice": dice[candidate], **{m: costs[candidate][m] for m in MEASURES}})
         objectives = [(1 - p["dice"], p[measure]) for p in points]
         front = non_dominated_fronts(objectives)[0]
@@ -171,9 +173,8 @@ class EvolutionStrategy(PCDartsStrategy):
                    "front_size": len(self.result["front"]), "evaluations": self.result["evaluations"],
                    "levels_searched": self.result.get("levels_searched"), "file": EVOLUTION_FILE}
         options = view.genotype.cell_options
-        if options is not None and "levels" in chosen and chosen["levels"] != list(implanted_decoder(
-                self.network).iac_cell_levels):
-            options = {**options, "levels": ",".join(map(str, chosen["levels"]))}
+        if options is not None and evolved.cell_options is not None:  # the chosen point's levels
+            options = {**options, "levels": evolved.cell_options["levels"]}
         genotype = replace(view.genotype, nodes=evolved.nodes, concat=evolved.concat, cell_options=options,
                            meta={**view.genotype.meta, "evolution": summary})
         return ArchitectureView(genotype, view.op_weights, view.edge_weights, view.operation_names)

@@ -17,7 +17,7 @@ Operators keep a candidate valid: the levels are a non-empty subset of the super
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,6 +37,14 @@ class PlacedGenotype:
     def __post_init__(self):
         if not self.levels or tuple(sorted(set(self.levels))) != tuple(self.levels):
             raise ValueError(f"levels {self.levels} must be a non-empty ascending tuple of distinct decoder levels.")
+
+    def as_genotype(self, every_level: tuple[int, ...]) -> Genotype:
+        """The genotype as Stage III builds it: its ``levels`` cell option names these levels (left as the search
+        set it when they are all of ``every_level``), so any point of the front can be retrained on its own."""
+        if tuple(self.levels) == tuple(every_level) or self.genotype.cell_options is None:
+            return self.genotype
+        return replace(self.genotype, cell_options={**self.genotype.cell_options,
+                                                    "levels": ",".join(map(str, self.levels))})
 
 
 def random_levels(levels: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:

@@ -224,6 +224,9 @@ def test_the_strategy_evolves_a_front_once_and_reports_the_chosen_genotype(tmp_p
     assert view.genotype.cell_options["init"] == "small"
     assert view.genotype.cell_options["levels"] == (
         "all" if chosen["levels"] == every_level else ",".join(map(str, chosen["levels"])))
+    for point in points:  # every point retrains as it was scored: its levels are in its genotype's cell options
+        levels = Genotype.from_dict(point["genotype"]).cell_options["levels"]
+        assert levels == ("all" if point["levels"] == every_level else ",".join(map(str, point["levels"])))
     # once evolved, it is state: a continued strategy does not evolve again (no batch is drawn)
     resumed = EvolutionStrategy()
     resumed.setup(network, StrategyContext(CPU, 0.0, options=options, patch_size=(32, 32), output_folder=tmp_path))
