@@ -20,7 +20,6 @@ import os
 import re
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from nnunet_iac.nnunet.checkpointing import safe_load
@@ -319,8 +318,7 @@ class Benchmark:
         for arm in self.evaluated_arms():
             arms.predict(arm, sets, raw_json, self.predictions)
             dice[arm.name] = {s.name: arms.evaluate(arm, s, raw_json, self.predictions) for s in sets}
-        stage_times = {name: asdict(r) for name, r in runner.results.items()}
-        if needs_base_retime(stage_times, [f"predict ({arm.name})" for arm in self.evaluated_arms()], runner.sitting):
+        if needs_base_retime(runner.records(), [f"predict ({arm.name})" for arm in self.evaluated_arms()], runner.sitting):
             arms.predict(base_arm(self.regime), sets, raw_json, self.predictions, retime_stage(runner.sitting))
         cases = self.cases()
         results = self.collect(runner, dice, batches, config, validation, test, given_test is not None, cases)
@@ -438,7 +436,7 @@ class Benchmark:
         base_iteration = measures.seconds_per_iteration(base_ckpt, iterations)
         search_iteration = measures.seconds_per_iteration(search_ckpt, iterations, self.budget.warmup_epochs)
         search_iteration_mean = measures.mean_seconds_per_iteration(search_ckpt, iterations, self.budget.warmup_epochs)
-        stages = {name: asdict(r) for name, r in runner.results.items()}
+        stages = runner.records()
         base_memory = stages["base training"]["peak_memory_bytes"]
         search_memory = stages[f"search (seed {first})"]["peak_memory_bytes"]
         parameters = measures.implanted_parameters(iac.folder(self.results), CONFIGURATION)

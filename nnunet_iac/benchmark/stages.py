@@ -44,12 +44,16 @@ class StageRunner:
         if resume and self.record.is_file():
             self.results = {name: StageResult(**r) for name, r in json.loads(self.record.read_text()).items()}
 
+    def records(self) -> dict[str, dict]:
+        """Every finished stage as ``stages.json`` and ``results.json`` hold it."""
+        return {name: asdict(result) for name, result in self.results.items()}
+
     def done(self, name: str) -> bool:
         return name in self.results
 
     def _save(self, result: StageResult) -> None:
         self.results[result.name] = result
-        self.record.write_text(json.dumps({k: asdict(v) for k, v in self.results.items()}, indent=2))
+        self.record.write_text(json.dumps(self.records(), indent=2))
 
     def note(self, text: str) -> None:
         """One line on the console and in the log."""
