@@ -8,6 +8,9 @@ so that drift hits every arm alike, into a scratch folder, and prints each arm's
 
     python scripts/predict_timing.py BENCH_OUT base,iac_seed12345,iac_lean_seed12345 --rounds 2
 
+``--parts K`` predicts every K-th case only (nnUNetv2_predict's own ``-num_parts K -part_id 0``), the same cases
+for every arm, where one prediction of all cases takes minutes (DSB2018: ~140 cases at ~2 s each).
+
 Run it alone on the machine, as any benchmark.
 """
 from __future__ import annotations
@@ -29,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="the benchmark's --out folder (with results.json)")
     parser.add_argument("arms", help="comma-separated arm names; the first is the reference (e.g. base)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--parts", type=int, default=1,
+                        help="predict every PARTS-th case only, the same ones for every arm (default 1: all)")
     args = parser.parse_args(argv)
     out = args.out.expanduser().resolve()
     stages = json.loads((out / "results.json").read_text())["stages"]
@@ -36,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     missing = [a for a in arms if f"predict ({a})" not in stages]
     if missing:
         parser.error(f"{out / 'results.json'} has no prediction of {', '.join(missing)}")
+    if args.rounds < 1 or args.parts < 1:
+        parser.error("--rounds and --parts must be at least 1")
     env = subprocess_env(out)
     predict = str(Path(sys.executable).with_name("nnUNetv2_predict"))
     times: dict[str, list[float]] = {a: [] for a in arms}
@@ -45,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 command = shlex.split(stages[f"predict ({arm})"]["command"])
                 command[0] = predict
                 command[command.index("-o") + 1] = str(Path(scratch) / arm)
+                command += ["-num_parts", str(args.parts), "-part_id", "0"]
                 started = time.time()
                 subprocess.run(command, env=env, check=True, capture_output=True)
                 times[arm].append(time.time() - started)

@@ -27,6 +27,7 @@ class InputReduction(nn.Sequential):
 
     def __init__(self, spec: LayerSpec, in_channels: int, width: int):
         super().__init__(spec.activation(), spec.conv(in_channels, width, 1), spec.norm(width))
+        self.in_channels = in_channels
 
 
 class CellFrame(nn.Module):

@@ -9,7 +9,7 @@ genotype as arch kwargs), so nnU-Net saves it in the model folder's plans.json a
 rebuilds the implanted network from plans alone. Cells start fresh (paper, Algorithm 3): the searched
 cell weights act on 1/K of the channels inside mixed operations and do not fit the discrete cells.
 
-The cells are built with the cell options the genotype records (``settings.adopt_genotype_options``): K
+The cells are built with the cell options the genotype records (``settings.settings_for_genotype``): K
 (through the width's rounding to a multiple of K), width divisor and mode as searched, a contradicting
 ``nnUNet_IAC_*`` variable stops the trainer here, before anything is written; ``nnUNet_IAC_init`` may be set
 for Stage III alone. A version-1 genotype, which records none, takes them from the settings as before.
@@ -33,7 +33,7 @@ from nnunet_iac.search.optimizers import retrain_optimizer
 from nnunet_iac.search.plots import plot_signal
 from nnunet_iac.nnunet.retrain_setup import (check_genotype_fits, check_no_conflicting_fold, find_search_genotype,
                                       load_retrain_genotype, plans_with_cells)
-from nnunet_iac.nnunet.settings import adopt_genotype_options, explicit_for_genotype
+from nnunet_iac.nnunet.settings import settings_for_genotype
 from nnunet_iac.search.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows, record_signal_epoch
 from nnunet_iac.search.signal_monitor import CellSignalMonitor, describe_signal
 from nnunet_iac.nnunet.trainer_base import IACTrainerBase, refuse_distributed
@@ -54,8 +54,7 @@ class IACRetrainTrainer(IACTrainerBase):
         default = find_search_genotype(str(nnUNet_results), plans["dataset_name"], plans["plans_name"],
                                        configuration, fold, self.search_trainer_name)
         genotype, self.genotype_source = load_retrain_genotype(default, settings.genotype, settings.genotype_epoch)
-        settings = adopt_genotype_options(settings, explicit_for_genotype(genotype.meta, settings), genotype.cell_options,
-                                          str(self.genotype_source))
+        settings = settings_for_genotype(settings, genotype, str(self.genotype_source))
         resolved = PlansManager(plans).get_configuration(configuration)
         check_genotype_fits(genotype, self.genotype_source, base_architecture_of(resolved.configuration["architecture"]),
                             resolved.patch_size)

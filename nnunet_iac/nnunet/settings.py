@@ -213,6 +213,14 @@ def explicit_for_genotype(genotype_meta: dict[str, Any], settings: IACSettings,
     return explicit
 
 
+def settings_for_genotype(settings: IACSettings, genotype, source: str,
+                          env: Mapping[str, str] | None = None) -> IACSettings:
+    """The settings a Stage III of ``genotype`` runs with (the retrain's and every selection trial's): its cell
+    options adopted over ``settings``, the environment's explicit settings checked against them."""
+    return adopt_genotype_options(settings, explicit_for_genotype(genotype.meta, settings, env), genotype.cell_options,
+                                  source)
+
+
 def adopt_genotype_options(settings: IACSettings, explicit: frozenset[str], genotype_options: dict[str, Any] | None,
                            source: str) -> IACSettings:
     """The settings Stage III runs with: the genotype's cell options where it records them (version 2), with

@@ -106,7 +106,7 @@ def frame_cost(cell: nn.Module, level: int, size: tuple, device: torch.device, r
     """The ``frame`` row of a level: the cell's two input reductions and its output projection, each on a
     feature map of its own input's shape, summed (parameters, FLOPs and latency)."""
     voxels = (1, *size)
-    parts = [(cell.reduce_skip, cell.reduce_skip[1].in_channels), (cell.reduce_up, cell.reduce_up[1].in_channels),
+    parts = [(cell.reduce_skip, cell.reduce_skip.in_channels), (cell.reduce_up, cell.reduce_up.in_channels),
              (cell.output_projection, cell.output_projection.in_channels)]
     parameters, flops, latency = 0, 0, 0.0
     for module, channels in parts:

@@ -21,7 +21,7 @@ from nnunet_iac.selection.candidates import Candidate, history_path, rank_candid
 from nnunet_iac.nnunet.retrain_setup import GENOTYPE_ENV
 from nnunet_iac.search.split import SPLIT_FILE
 from nnunet_iac.selection.trial import Runner, Trial, TrialJob, run_logged
-from nnunet_iac.nnunet.settings import PREFIX, IACSettings, adopt_genotype_options
+from nnunet_iac.nnunet.settings import PREFIX, IACSettings, settings_for_genotype
 from nnunet_iac.nnunet.trainer_base import SETTINGS_FILE
 from nnunet_iac.nnunet.trainer_path import ext_trainer_value
 
@@ -142,8 +142,8 @@ def run_candidate(select_dir: Path, rank: int, candidate: Candidate, job: TrialJ
     candidate.genotype.save(trial.genotype_file)
     trial_env = trial_environment(env, trial.folder, trial.genotype_file, base, options)
     # what the trial's retrain will run with: the genotype's cell options (a contradicting variable stops here)
-    settings = adopt_genotype_options(IACSettings.from_env(trial_env), IACSettings.explicit(trial_env),
-                                      candidate.genotype.cell_options, str(trial.genotype_file)).to_dict()
+    settings = settings_for_genotype(IACSettings.from_env(trial_env), candidate.genotype, str(trial.genotype_file),
+                                     trial_env).to_dict()
     logger.info(f"[{rank}] {candidate.name}: chosen in {candidate.frequency} search epoch(s), training "
                 f"{options.epochs} x {options.iterations} iterations (log: {trial.log}) ...")
     record = trial.run(trial_env, settings, split_file, options.device, runner)

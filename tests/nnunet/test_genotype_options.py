@@ -14,7 +14,7 @@ from nnunet_iac.network.builders import CellOptions, implant_search_cells
 from nnunet_iac.network.reference_networks import EXAMPLE_GENOTYPE_DICT, tiny_plain_unet
 from nnunet_iac.nnunet.search_trainer import IACSearchTrainer
 from nnunet_iac.nnunet.settings import (GenotypeOptionsConflict, IACSettings, adopt_genotype_options,
-                                        explicit_for_genotype)
+                                        explicit_for_genotype, settings_for_genotype)
 from nnunet_iac.search.genotype_choice import genotype_of_epoch
 from nnunet_iac.selection.candidates import CandidateError, rank_candidates
 from nnunet_iac.search.pc_darts import PCDartsStrategy
@@ -155,14 +155,13 @@ def test_levels_an_evolution_chose_among_are_not_a_contradiction_of_its_choice()
     settings = IACSettings.from_env(env)
     explicit = explicit_for_genotype(evolved.meta, settings, env)
     assert "levels" not in explicit
-    assert adopt_genotype_options(settings, explicit, evolved.cell_options, "g").levels == "0"
+    assert settings_for_genotype(settings, evolved, "g", env).levels == "0"
     fixed = Genotype.from_dict(version_2(levels="0"))  # no evolution: 0,1 contradicts the genotype's 0
     with pytest.raises(GenotypeOptionsConflict, match="levels"):
-        adopt_genotype_options(settings, explicit_for_genotype(fixed.meta, settings, env), fixed.cell_options, "g")
+        settings_for_genotype(settings, fixed, "g", env)
     other = IACSettings.from_env({"nnUNet_IAC_levels": "1,2"})  # not what the evolution searched
     with pytest.raises(GenotypeOptionsConflict, match="levels"):
-        adopt_genotype_options(other, explicit_for_genotype(evolved.meta, other, {"nnUNet_IAC_levels": "1,2"}),
-                               evolved.cell_options, "g")
+        settings_for_genotype(other, evolved, "g", {"nnUNet_IAC_levels": "1,2"})
 
 
 def test_init_may_be_chosen_for_stage_three_and_defaults_to_the_searched_one():
