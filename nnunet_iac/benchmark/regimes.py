@@ -30,6 +30,10 @@ class Regime:
     #: the profile's base epochs times this, and its features per stage divided by that (unless given)
     base_epochs_factor: int = 1
     features_divisor: int = 1
+    #: what each control does in this regime, for the report (its trainers differ between regimes)
+    controls_described: str = ("`control` restarts nnU-Net's schedule (SGD, poly from 1e-2) on every weight, "
+                               "`control_lowlr` continues every weight with SGD at a constant 1e-3, "
+                               "`control_decoder` trains the decoder alone with nnU-Net's schedule")
 
 
 SHORT = Regime("short", "nnUNetTrainerBench",
@@ -39,6 +43,9 @@ SHORT = Regime("short", "nnUNetTrainerBench",
 PAPER = Regime("paper", "nnUNetTrainerBenchPaper",
                {"restart": "nnUNetTrainerBenchControlPaper", "lowlr": "nnUNetTrainerBenchControlLowLRPaper",
                 "decoder": "nnUNetTrainerBenchControlDecoderPaper"},
-               "nnUNetTrainerIACSearchPaper", "nnUNetTrainerIACRetrainPaper", "checkpoint_best.pth")
+               "nnUNetTrainerIACSearchPaper", "nnUNetTrainerIACRetrainPaper", "checkpoint_best.pth",
+               controls_described="`control` continues every weight in the base's own recipe (Adam at 1e-3, a fresh "
+                                  "optimizer state), `control_lowlr` the same at 1e-4, `control_decoder` the decoder "
+                                  "alone at 1e-3")
 PLATEAU = replace(SHORT, name="plateau", base_epochs_factor=4, features_divisor=2)
 REGIMES = {regime.name: regime for regime in (SHORT, PLATEAU, PAPER)}

@@ -7,6 +7,7 @@ from pathlib import Path
 from nnunet_iac.cells.genotype import Genotype
 
 from nnunet_iac.benchmark.paired_statistics import paired_table
+from nnunet_iac.benchmark.regimes import REGIMES
 
 ARMS = ("base", "control", "iac")
 SETS = ("validation", "test")
@@ -225,10 +226,9 @@ def markdown(results: dict) -> str:
              "## Dice (nnUNetv2_predict + nnUNetv2_evaluate_folder)", "", *dice_table(results["dice"]), ""]
     if results.get("arms"):
         lines += ["## Every arm (mean Dice over classes)", "", *arms_table(results["arms"]), "",
-                  "Controls fine-tune the base for the IAC arm's batches: `control` restarts nnU-Net's schedule on "
-                  "every weight, `control_lowlr` continues every weight at a constant 1e-3, `control_decoder` "
-                  "trains the decoder alone; `random_seed*` retrain a genotype drawn uniformly from the search's "
-                  "space with IAC's Stage-III budget. Figure: dice.png.", ""]
+                  f"Controls fine-tune the base for the IAC arm's batches: "
+                  f"{REGIMES[info.get('regime', 'short')].controls_described}; `random_seed*` retrain a genotype "
+                  f"drawn uniformly from the search's space with IAC's Stage-III budget. Figure: dice.png.", ""]
     lines += ["## Ratios measured in this run", "", *ratio_table(results["ratios"]), "",
               "## Parameters", "",
               f"Base {params['base']:,}; added by the discrete cells {params['added_by_cells']:,} "

@@ -49,6 +49,8 @@ def test_paper_regime_trains_every_arm_with_the_papers_trainers_and_predicts_wit
         assert best["inference_allowed_mirroring_axes"] is None  # nnU-Net's NoDA: no augmentation, no mirroring
     predicts = [s["command"] for name, s in results["stages"].items() if name.startswith("predict (")]
     assert len(predicts) == len(arms) and all("-chk checkpoint_best.pth" in c for c in predicts)
+    report = (out / "results.md").read_text()  # the report describes this regime's controls, not the short one's
+    assert PAPER.controls_described in report and "restarts nnU-Net's schedule" not in report
 
 
 @pytest.mark.integration

@@ -116,6 +116,7 @@ def test_smoke_runs_every_control_and_random_genotype_and_compares_iac_with_them
     assert any(name.startswith("iac_seed12345 - best control (") for name in rows)
     assert (out / "dice.png").read_bytes()[:4] == b"\x89PNG"
     assert "## Every arm" in (out / "results.md").read_text()
+    assert "`control` restarts nnU-Net's schedule" in (out / "results.md").read_text()
 
 
 @pytest.mark.integration
