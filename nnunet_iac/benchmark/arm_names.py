@@ -35,6 +35,11 @@ def iac_group(variant: str = "") -> str:
     return f"{IAC}_{variant}" if variant else IAC
 
 
+def trials_variant(variant: str) -> str:
+    """The variant name of the genotype Stage-III trials chose among variant's evolution (``--select-evolution``)."""
+    return f"{variant}_trials"
+
+
 def is_iac_variant(group: str) -> bool:
     """An ``iac_<variant>`` group (not the reference ``iac``, not the selected genotype's arm)."""
     return group.startswith(f"{IAC}_") and group != SELECTED

@@ -5,6 +5,9 @@
   each seed under its own plans name (see nnunet_iac/benchmark/plans.py);
 - selected (``--select N``): ``nnunet-iac select`` trains the N most frequent genotypes of the seeds'
   searches with IAC's Stage-III budget and keeps the best on val_search; that genotype is retrained like IAC;
+- trial-chosen evolution (``--select-evolution NAME``): ``nnunet-iac select --from-evolution`` on the first
+  seed's search of the evolutionary variant NAME trains one point per number of cell levels with IAC's
+  Stage-III budget and keeps the cheapest near the best on val_search; retrained like IAC as ``iac_NAME_trials``;
 - random genotypes: ``nnUNetTrainerIACRetrain`` with a genotype drawn uniformly from the search's space
   (nnunet_iac.search.random_genotype), the IAC arm's Stage-III budget, one plans name per draw;
 - controls (``--controls``), per seed: the base fine-tuned for as many training batches as the IAC arm
@@ -109,6 +112,16 @@ def selected_arm(regime: Regime = SHORT) -> Arm:
     return Arm(arm_names.SELECTED, regime.retrain_trainer, selected_plans_name())
 
 
+def evolution_trials_arm(seed: int, regime: Regime, variant: str) -> Arm:
+    """The retrain of the genotype Stage-III trials chose among an evolution's points: the group
+    ``iac_<variant>_trials``, compared with the reference IAC arm like a variant."""
+    return iac_arm(seed, regime, arm_names.trials_variant(variant))
+
+
+def evolution_trials_stage(variant: str, seed: int) -> str:
+    return f"select evolution by trials ({variant}, seed {seed})"
+
+
 def random_arm(seed: int, regime: Regime = SHORT) -> Arm:
     return Arm(arm_names.seeded(arm_names.RANDOM, seed), regime.retrain_trainer, random_plans_name(seed))
 
@@ -196,14 +209,26 @@ class ArmRunner:
     def select(self, seed: int, other_seeds: list[int], candidates: int):
         """``nnunet-iac select`` on the first seed's search, the other seeds' histories counted with it; every
         candidate trained with the IAC arm's Stage-III budget and settings, scored on val_search."""
-        command = [sys.executable, "-m", "nnunet_iac.tools.cli", "select", "-d", str(self.dataset_id), "-c",
-                   CONFIGURATION, "-f", str(FOLD), "-p", seed_plans_name(seed), "--candidates", str(candidates),
-                   "--epochs", str(self.budget.retrain_epochs), "--iterations", str(self.budget.iterations_per_epoch),
-                   "--val-iterations", str(self.budget.val_iterations_per_epoch), "--device", self.device]
+        command = [*self.select_command(seed_plans_name(seed)), "--candidates", str(candidates)]
         if other_seeds:
             command += ["--histories", *(str(search_arm(s, self.regime).fold(self.results)) for s in other_seeds)]
         env = {**self.iac_settings, "nnUNet_IAC_seed": str(seed), "nnUNet_IAC_save_every": SAVE_EVERY}
         return self.runner.run("select genotype", *command, env=env)
+
+    def select_evolution(self, seed: int, variant: IACVariant):
+        """``nnunet-iac select --from-evolution`` on one seed's search of an evolutionary variant: a Stage-III
+        trial per number of cell levels, with the IAC arm's budget and the variant's settings."""
+        command = [*self.select_command(seed_plans_name(seed, variant.name)), "--from-evolution"]
+        env = {**self.iac_settings, **variant.env, "nnUNet_IAC_seed": str(seed), "nnUNet_IAC_save_every": SAVE_EVERY}
+        return self.runner.run(evolution_trials_stage(variant.name, seed), *command, env=env)
+
+    def select_command(self, plans: str) -> list[str]:
+        """``nnunet-iac select`` on the search of ``plans`` in this regime, trials with Stage III's budget."""
+        return [sys.executable, "-m", "nnunet_iac.tools.cli", "select", "-d", str(self.dataset_id), "-c",
+                CONFIGURATION, "-f", str(FOLD), "-p", plans, "--search-trainer", self.regime.search_trainer,
+                "--trial-trainer", self.regime.trial_trainer, "--epochs", str(self.budget.retrain_epochs),
+                "--iterations", str(self.budget.iterations_per_epoch),
+                "--val-iterations", str(self.budget.val_iterations_per_epoch), "--device", self.device]
 
     def retrain_genotype(self, stage: str, arm: Arm, seed: int, genotype_file: Path):
         """Stage III of a given genotype (the selected one, a random draw), with the IAC arm's budget and

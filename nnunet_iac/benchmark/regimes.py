@@ -27,6 +27,8 @@ class Regime:
     retrain_trainer: str
     #: the checkpoint every arm predicts with, and the base checkpoint IAC and the controls start from
     checkpoint: str
+    #: the Stage III of ``nnunet-iac select``'s trials (train_search, scored on val_search) in this recipe
+    trial_trainer: str = "nnUNetTrainerIACRetrainTrial"
     #: the profile's base epochs times this, and its features per stage divided by that (unless given)
     base_epochs_factor: int = 1
     features_divisor: int = 1
@@ -44,6 +46,7 @@ PAPER = Regime("paper", "nnUNetTrainerBenchPaper",
                {"restart": "nnUNetTrainerBenchControlPaper", "lowlr": "nnUNetTrainerBenchControlLowLRPaper",
                 "decoder": "nnUNetTrainerBenchControlDecoderPaper"},
                "nnUNetTrainerIACSearchPaper", "nnUNetTrainerIACRetrainPaper", "checkpoint_best.pth",
+               trial_trainer="nnUNetTrainerIACRetrainPaperTrial",
                controls_described="`control` continues every weight in the base's own recipe (Adam at 1e-3, a fresh "
                                   "optimizer state), `control_lowlr` the same at 1e-4, `control_decoder` the decoder "
                                   "alone at 1e-3")

@@ -77,6 +77,34 @@ def selection_table(selection: dict) -> list[str]:
     return lines
 
 
+def evolution_trials_table(trials: dict) -> list[str]:
+    """Per --select-evolution arm and seed: each trial (levels, supernet Dice, cost, trial Dice), the choice, and
+    the retrained choice against the evolution's own choice."""
+    lines = []
+    for group, record in trials.items():
+        for seed, r in record["seeds"].items():
+            lines += [f"`{group}`, seed {seed} (the evolution of `iac_{record['variant']}`; chosen: {r['rule']}):", "",
+                      "| levels | supernet Dice | cost | trial val_search Dice | trial time | |",
+                      "|---|---|---|---|---|---|"]
+            for c in r["candidates"]:
+                mark = "selected" if c["name"] == r["selected"] else ""
+                lines.append(f"| {','.join(map(str, c['levels']))} | {_num(c['supernet_dice'])} | "
+                             f"{c['cost']:g} {c['cost_measure']} | {_num(c['val_search_dice'])} | "
+                             f"{_num(c['seconds'], 0)} s | {mark} |")
+            lines += ["", "| arm | validation Dice | test Dice | predict time / base |", "|---|---|---|---|"]
+            for name, dice, predict in ((f"{group} (trials' choice)", r["dice"], r["predict"]),
+                                        (f"iac_{record['variant']} (evolution's choice)", r["evolution_dice"],
+                                         r["evolution_predict"])):
+                lines.append(f"| {name} | {_num(dice['validation']['mean'])} | {_num(dice['test']['mean'])} | "
+                             f"{_num(predict['value'], 2)} |")
+            budget = r["budget"]
+            lines += ["", f"Each trial: Stage III of the point on train_search for {budget['epochs']} x "
+                          f"{budget['iterations_per_epoch']} iterations (IAC's Stage-III budget), scored on "
+                          f"val_search; the point is the one the supernet scored best among those with as many cell "
+                          f"levels (nnunet_iac/selection/evolution_candidates.py).", ""]
+    return lines
+
+
 def ratio_table(ratios: dict) -> list[str]:
     lines = ["| ratio | measured | target | met | from |", "|---|---|---|---|---|"]
     for name, r in ratios.items():
@@ -245,6 +273,9 @@ def markdown(results: dict) -> str:
     lines += ["## IAC per search seed", "", *seeds_table(results), ""]
     if results.get("variants"):
         lines += ["## IAC variants", "", *variants_table(results["variants"]), ""]
+    if results.get("evolution_trials"):
+        lines += ["## Evolutions re-judged by Stage-III trials (--select-evolution)", "",
+                  *evolution_trials_table(results["evolution_trials"])]
     if results.get("selection"):
         lines += ["## Genotype selection (nnunet-iac select)", "", *selection_table(results["selection"]), ""]
     if results.get("random_genotypes"):

@@ -31,8 +31,9 @@ from nnunet_iac.search.random_genotype import random_genotype
 from nnunet_iac.selection.select_genotype import SELECTED_FILE, SELECTION_FILE
 
 from nnunet_iac.benchmark import datasets, measures
-from nnunet_iac.benchmark.arm_names import CONTROLS, iac_group
-from nnunet_iac.benchmark.arms import (FOLD, REFERENCE, ArmRunner, IACVariant, base_arm, control_arm, iac_arm,
+from nnunet_iac.benchmark.arm_names import CONTROLS, iac_group, trials_variant
+from nnunet_iac.benchmark.arms import (FOLD, REFERENCE, ArmRunner, IACVariant, base_arm, control_arm,
+                                       evolution_trials_arm, iac_arm,
                                        parse_iac_settings, random_arm, search_arm, search_stage, selected_arm)
 from nnunet_iac.search.strategies import DEFAULT_STRATEGY, STRATEGIES
 from nnunet_iac.benchmark.plateau import plateau_check
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", type=int, default=0, metavar="N",
                    help="also run nnunet-iac select on the seeds' searches (N candidates, each with IAC's Stage-III "
                         "budget, best on val_search) and retrain its choice as the arm iac_selected (default 0: off)")
+    p.add_argument("--select-evolution", action="append", default=[], metavar="VARIANT",
+                   help="re-judge the evolution of the variant VARIANT (an --iac-variant with strategy=nsga2) by "
+                        "Stage-III trials: nnunet-iac select --from-evolution on each seed's search (one trial per "
+                        "number of cell levels, IAC's Stage-III budget, scored on val_search), the choice retrained as "
+                        "the arm iac_VARIANT_trials (repeatable)")
     p.add_argument("--controls", default=",".join(CONTROLS), type=_control_kinds,
                    help=f"comma-separated controls, each fine-tuning the base for IAC's batches: restart (all "
                         f"weights, nnU-Net's schedule from lr 1e-2), lowlr (all weights, constant lr 1e-3), "
@@ -219,6 +225,24 @@ class Benchmark:
             raise datasets.DatasetError(f"--out {self.out} holds a run of --regime {earlier}; resume it with --regime "
                                         f"{earlier}, or choose a new --out for --regime {self.regime.name}.")
 
+    def check_evolution_trials(self) -> None:
+        """--select-evolution names variants of this run that search with nnUNet_IAC_strategy=nsga2."""
+        variants = {v.name: v for v in self.variants}
+        for name in self.args.select_evolution:
+            variant = variants.get(name)
+            if variant is None:
+                raise datasets.DatasetError(f"--select-evolution {name}: no IAC variant of that name in this run; add "
+                                            f"it, e.g. --iac-variant {name}:strategy=nsga2,evolution_levels=on.")
+            strategy = {**self.iac_settings, **variant.env}.get("nnUNet_IAC_strategy")
+            if strategy != "nsga2":
+                raise datasets.DatasetError(f"--select-evolution {name}: the variant searches with strategy "
+                                            f"{strategy or DEFAULT_STRATEGY}, which writes no evolution.json; give it "
+                                            f"strategy=nsga2.")
+
+    @property
+    def evolution_trial_variants(self) -> list[IACVariant]:
+        return [v for v in self.variants if v.name in self.args.select_evolution]
+
     def record_regime(self) -> None:
         record = self.out / "regime.json"
         if not record.is_file():
@@ -229,9 +253,7 @@ class Benchmark:
             raise datasets.DatasetError("--seeds must be at least 1.")
         if self.args.select < 0:
             raise datasets.DatasetError("--select must be 0 or more.")
-        if self.args.select and self.regime.name != "short":
-            raise datasets.DatasetError(f"--select runs nnunet-iac select, whose trials use nnU-Net's recipe; it is "
-                                        f"not available with --regime {self.regime.name} yet. Leave out --select.")
+        self.check_evolution_trials()
         self.check_regime()
         if "nnUNet_IAC_strategy" in self.iac_settings and self.args.strategies:
             raise datasets.DatasetError("--iac-setting strategy=... and --strategies both choose the search strategy; "
@@ -295,6 +317,13 @@ class Benchmark:
                 write_plans_copy(self.preprocessed, seed_plans_name(seed, variant.name))
                 arms.search(seed, variant)
                 arms.retrain(seed, variant)
+        for variant in self.evolution_trial_variants:
+            for seed in self.seeds:
+                arms.select_evolution(seed, variant)
+                write_plans_copy(self.preprocessed, seed_plans_name(seed, trials_variant(variant.name)))
+                arms.retrain_genotype(f"retrain trial-chosen genotype ({variant.name}, seed {seed})",
+                                      evolution_trials_arm(seed, self.regime, variant.name), seed,
+                                      self.evolution_search(seed, variant.name) / SELECTED_FILE)
         if self.args.select:
             arms.select(self.seeds[0], self.seeds[1:], self.args.select)
             write_plans_copy(self.preprocessed, selected_plans_name())
@@ -346,8 +375,9 @@ class Benchmark:
         controls = [arm for seed in self.seeds for arm in self.control_arms(seed)]
         selected = [selected_arm(self.regime)] if self.args.select else []
         variants = [iac_arm(s, self.regime, variant.name) for variant in self.variants for s in self.seeds]
+        trials = [evolution_trials_arm(s, self.regime, v.name) for v in self.evolution_trial_variants for s in self.seeds]
         return [base_arm(self.regime), *controls, *(iac_arm(s, self.regime) for s in self.seeds), *variants,
-                *selected, *(random_arm(s, self.regime) for s in self.random_seeds)]
+                *trials, *selected, *(random_arm(s, self.regime) for s in self.random_seeds)]
 
     def copy_base_curve(self, base) -> str | None:
         """nnU-Net's progress.png of the base, as base_progress.png next to the results (None if absent)."""
@@ -357,6 +387,32 @@ class Benchmark:
         target = self.out / "base_progress.png"
         target.write_bytes(source.read_bytes())
         return target.name
+
+    def evolution_search(self, seed: int, variant: str) -> Path:
+        return search_arm(seed, self.regime, variant).fold(self.results)
+
+    def evolution_trials(self, dice: dict, stages: dict) -> dict | None:
+        """Per --select-evolution variant: each seed's trials (levels, supernet and trial Dice, cost, the choice),
+        the retrained choice's Dice and nnUNetv2_predict time over the base's, beside the evolution's own choice."""
+        if not self.evolution_trial_variants:
+            return None
+        out = {}
+        for variant in self.evolution_trial_variants:
+            seeds = {}
+            for seed in self.seeds:
+                record = json.loads((self.evolution_search(seed, variant.name) / SELECTION_FILE).read_text())
+                arm = evolution_trials_arm(seed, self.regime, variant.name).name
+                seeds[str(seed)] = {
+                    "rule": record["rule"], "budget": record["budget"], "selected": record["selected"],
+                    "candidates": [{k: c[k] for k in ("rank", "name", "levels", "supernet_dice", "cost",
+                                                       "cost_measure", "val_search_dice", "seconds")}
+                                   for c in record["candidates"]],
+                    "dice": dice[arm], "predict": predict_ratio(stages, f"predict ({arm})"),
+                    "evolution_dice": dice[iac_arm(seed, self.regime, variant.name).name],
+                    "evolution_predict": predict_ratio(stages,
+                                                       f"predict ({iac_arm(seed, self.regime, variant.name).name})")}
+            out[iac_group(trials_variant(variant.name))] = {"variant": variant.name, "seeds": seeds}
+        return out
 
     def selection_folder(self) -> Path:
         """Where nnunet-iac select writes its choice: the first seed's search fold."""
@@ -477,6 +533,7 @@ class Benchmark:
                           "smoke": self.args.smoke, "seeds": self.seeds, "cpu_count": os.cpu_count(),
                           "iac_settings": self.iac_settings, "controls": self.args.controls,
                           "random_genotypes": self.args.random_genotypes, "select": self.args.select,
+                          "select_evolution": self.args.select_evolution,
                           "regime": self.regime.name, "checkpoint": self.regime.checkpoint,
                           "date": datetime.datetime.now().isoformat(timespec="seconds")},
             "budget": {**self.budget.to_dict(), "patch_size_used": list(config["patch_size"]),
@@ -490,6 +547,7 @@ class Benchmark:
             "dice": {"base": dice[base.name], "control": dice[control.name], "iac": dice[iac.name]},
             "arms": dice,
             "selection": self.selection(),
+            "evolution_trials": self.evolution_trials(dice, stages),
             "random_genotypes": {random_arm(s).name: Genotype.load(self.out / "random_genotypes" /
                                                                    f"{random_arm(s).name}.json").to_dict()
                                  for s in self.random_seeds},

@@ -34,8 +34,9 @@ def read_trial_split(path: Path, fold_train_keys, fold) -> tuple[list[str], list
     return train, val
 
 
-class IACRetrainTrialTrainer(IACRetrainTrainer):
-    """Stage III on train_search, validated on val_search: the fold's validation cases stay untouched."""
+class TrialSplitMixin:
+    """``do_split`` returns the search's (train_search, val_search); first among the bases of a Stage-III trainer
+    (a recipe's own split, e.g. the benchmark's selection split, is the one the search divided)."""
 
     def do_split(self):
         fold_train_keys, _ = super().do_split()
@@ -44,3 +45,7 @@ class IACRetrainTrialTrainer(IACRetrainTrainer):
                                f"{train}, validating on {len(val)} val_search cases {val}; the fold's validation "
                                f"cases are not used.")
         return train, val
+
+
+class IACRetrainTrialTrainer(TrialSplitMixin, IACRetrainTrainer):
+    """Stage III on train_search, validated on val_search: the fold's validation cases stay untouched."""

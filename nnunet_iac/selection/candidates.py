@@ -41,6 +41,9 @@ class Candidate:
     def name(self) -> str:
         return f"candidate_{genotype_key(self.genotype)}"
 
+    def why(self) -> str:
+        return f"chosen in {self.frequency} search epoch(s)"
+
     def describe(self) -> dict:
         return {"name": self.name, "frequency": self.frequency, "latest_epoch": self.latest_epoch,
                 "chosen_in": [{"history": h, "epochs": e} for h, e in self.chosen_in.items()]}

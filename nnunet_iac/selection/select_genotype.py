@@ -1,11 +1,14 @@
-"""``nnunet-iac select``: retrain the most frequent genotypes of a search briefly, keep the best on val_search.
+"""``nnunet-iac select``: retrain a search's candidate genotypes briefly, keep the best on val_search.
 
 The paper picks the genotype for Stage III among those of several search epochs by their Stage III
 result (Tables 2-4), on the set it then reports. Here the candidates are the N most frequent distinct
-genotypes of one or more search histories (``genotype_candidates``), each is trained for a short budget
+genotypes of one or more search histories (``candidates``), each is trained for a short budget
 on train_search and scored on val_search (``trial_trainer``), so the fold's validation cases and any
-test set stay untouched. The choice goes next to the search's ``genotype.json`` (which stays as the
-search wrote it): ``genotype_selected.json`` (the winner) and ``genotype_selection.json`` (every candidate).
+test set stay untouched; the best Dice wins. With ``--from-evolution`` the candidates are an evolutionary
+search's points, one per number of cell levels (``evolution_candidates``: its supernet score misjudges how
+many levels), and the cheapest within a Dice tolerance of the best trial wins. The choice goes next to the
+search's ``genotype.json`` (which stays as the search wrote it): ``genotype_selected.json`` (the winner) and
+``genotype_selection.json`` (every candidate).
 """
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ from pathlib import Path
 
 from nnunet_iac.common.atomic_io import atomic_write_json
 from nnunet_iac.nnunet.base_model import BASE_ENV
+from nnunet_iac.search.evolution import EVOLUTION_FILE
 from nnunet_iac.selection.candidates import Candidate, history_path, rank_candidates
+from nnunet_iac.selection.evolution_candidates import EvolutionCandidate, cheapest_within, evolution_candidates
 from nnunet_iac.nnunet.retrain_setup import GENOTYPE_ENV
 from nnunet_iac.search.split import SPLIT_FILE
 from nnunet_iac.selection.trial import Runner, Trial, TrialJob, run_logged
@@ -29,6 +34,7 @@ SELECT_DIR = "select"
 SELECTED_FILE = "genotype_selected.json"
 SELECTION_FILE = "genotype_selection.json"
 METRIC = "mean foreground Dice on val_search (nnU-Net's validation/summary.json of each trial)"
+BEST_RULE = "highest val_search Dice"
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +53,21 @@ class SelectOptions:
     val_iterations: int = 5
     device: str = "cuda"
     histories: tuple = field(default_factory=tuple)
+    #: candidates from the search's evolution.json (one per number of levels) instead of its history
+    from_evolution: bool = False
+    #: with from_evolution: the Dice below the best trial's the cheapest winner may be (None: the search's
+    #: nnUNet_IAC_evolution_tolerance)
+    tolerance: float | None = None
 
     def validate(self) -> None:
         for name in ("candidates", "epochs", "iterations", "val_iterations"):
             if getattr(self, name) < 1:
                 raise SelectionError(f"--{name.replace('_', '-')} {getattr(self, name)} must be 1 or more.")
+        if self.tolerance is not None and not 0 <= self.tolerance <= 1:
+            raise SelectionError(f"--tolerance {self.tolerance} must be a Dice difference between 0 and 1.")
+        if self.from_evolution and self.histories:
+            raise SelectionError("--histories adds search histories to count genotypes in; --from-evolution takes "
+                                 "its candidates from one search's evolution.json. Use one of the two.")
 
     def budget(self) -> dict:
         return {"epochs": self.epochs, "iterations_per_epoch": self.iterations,
@@ -69,6 +85,12 @@ def search_base_checkpoint(search_folder: Path) -> Path:
         raise SelectionError(f"The search's base checkpoint {recorded} (base_checkpoint in {settings}) is missing. "
                              f"Restore it there: the candidates must be trained in the base they were searched in.")
     return Path(recorded)
+
+
+def search_tolerance(search_folder: Path) -> float:
+    """The search's own ``nnUNet_IAC_evolution_tolerance`` (its ``iac_settings.json``), the front's rule."""
+    recorded = json.loads((search_folder / SETTINGS_FILE).read_text()).get("evolution_tolerance")
+    return float(recorded) if recorded is not None else IACSettings().evolution_tolerance
 
 
 def search_split_file(search_folder: Path) -> Path:
@@ -112,30 +134,42 @@ def select_genotype(search_folder: Path, job: TrialJob, options: SelectOptions, 
     """Train every candidate (or re-use its finished trial), write the choice; the selection record."""
     options.validate()
     search_folder = Path(search_folder)
-    histories = [history_path(search_folder)] + [history_path(h) for h in options.histories]
-    ranked = rank_candidates(histories)
+    if options.from_evolution:
+        chosen = evolution_candidates(search_folder)
+        source = {"evolution": str(search_folder / EVOLUTION_FILE)}
+    else:
+        histories = [history_path(search_folder)] + [history_path(h) for h in options.histories]
+        ranked = rank_candidates(histories)
+        chosen = ranked[:options.candidates]
+        source = {"histories": [str(h) for h in histories], "distinct_genotypes": len(ranked),
+                  "candidates_requested": options.candidates}
     split_file = search_split_file(search_folder)
-    warn_about_other_splits(split_file, histories[1:])
+    if not options.from_evolution:
+        warn_about_other_splits(split_file, histories[1:])
+        if len(ranked) < options.candidates:
+            logger.warning(f"The search histories hold {len(ranked)} distinct genotype(s), fewer than the "
+                           f"{options.candidates} candidates asked for; training all {len(ranked)}.")
     base = search_base_checkpoint(search_folder)
-    chosen = ranked[:options.candidates]
-    if len(ranked) < options.candidates:
-        logger.warning(f"The search histories hold {len(ranked)} distinct genotype(s), fewer than the "
-                       f"{options.candidates} candidates asked for; training all {len(ranked)}.")
     env = dict(os.environ if env is None else env)
     results = []
     for rank, candidate in enumerate(chosen, 1):
         results.append(run_candidate(search_folder / SELECT_DIR, rank, candidate, job, options, env, split_file,
                                      base, runner))
-    selection = {"format": "nnunet-iac-genotype-selection", "version": 1, "metric": METRIC,
+    if options.from_evolution:
+        tolerance = search_tolerance(search_folder) if options.tolerance is None else options.tolerance
+        winner = cheapest_within(results, tolerance)
+        rule = (f"cheapest ({chosen[0].measure}) within {tolerance} of the best trial's val_search Dice "
+                f"(--tolerance; the search's nnUNet_IAC_evolution_tolerance by default)")
+    else:
+        winner, rule = best_of(results), BEST_RULE
+    selection = {"format": "nnunet-iac-genotype-selection", "version": 1, "metric": METRIC, "rule": rule,
                  "job": asdict(job), "budget": options.budget(), "base_checkpoint": str(base),
-                 "split": str(split_file), "histories": [str(h) for h in histories],
-                 "distinct_genotypes": len(ranked), "candidates_requested": options.candidates,
-                 "selected": best_of(results)["name"], "candidates": results}
+                 "split": str(split_file), **source, "selected": winner["name"], "candidates": results}
     write_selection(search_folder, selection, chosen)
     return selection
 
 
-def run_candidate(select_dir: Path, rank: int, candidate: Candidate, job: TrialJob, options: SelectOptions,
+def run_candidate(select_dir: Path, rank: int, candidate: Candidate | EvolutionCandidate, job: TrialJob, options: SelectOptions,
                   env: dict, split_file: Path, base: Path, runner: Runner) -> dict:
     trial = Trial(select_dir / candidate.name, job)
     trial.folder.mkdir(parents=True, exist_ok=True)
@@ -144,7 +178,7 @@ def run_candidate(select_dir: Path, rank: int, candidate: Candidate, job: TrialJ
     # what the trial's retrain will run with: the genotype's cell options (a contradicting variable stops here)
     settings = settings_for_genotype(IACSettings.from_env(trial_env), candidate.genotype, str(trial.genotype_file),
                                      trial_env).to_dict()
-    logger.info(f"[{rank}] {candidate.name}: chosen in {candidate.frequency} search epoch(s), training "
+    logger.info(f"[{rank}] {candidate.name}: {candidate.why()}, training "
                 f"{options.epochs} x {options.iterations} iterations (log: {trial.log}) ...")
     record = trial.run(trial_env, settings, split_file, options.device, runner)
     dice = record["val_search_dice"]
@@ -155,12 +189,13 @@ def run_candidate(select_dir: Path, rank: int, candidate: Candidate, job: TrialJ
             "genotype": candidate.genotype.to_dict()}
 
 
-def write_selection(search_folder: Path, selection: dict, chosen: list[Candidate]) -> None:
+def write_selection(search_folder: Path, selection: dict, chosen: list) -> None:
     winner = next(c for c in chosen if c.name == selection["selected"])
     row = next(r for r in selection["candidates"] if r["name"] == selection["selected"])
+    described = {k: v for k, v in winner.describe().items() if k != "name"}
     meta = {**winner.genotype.meta, "selection": {
-        "by": "nnunet-iac select", "metric": METRIC, "val_search_dice": row["val_search_dice"], "rank": row["rank"],
-        "frequency": row["frequency"], "chosen_in": row["chosen_in"], "candidates": len(chosen),
+        "by": "nnunet-iac select", "metric": METRIC, "rule": selection["rule"],
+        "val_search_dice": row["val_search_dice"], "rank": row["rank"], **described, "candidates": len(chosen),
         "details": SELECTION_FILE}}
     atomic_write_json(search_folder / SELECTION_FILE, selection)
     replace(winner.genotype, meta=meta).save(search_folder / SELECTED_FILE)
@@ -168,12 +203,16 @@ def write_selection(search_folder: Path, selection: dict, chosen: list[Candidate
 
 def selection_table(selection: dict, search_folder: Path) -> str:
     """The candidates as a markdown table, and how Stage III uses the winner."""
-    lines = [f"Candidates ({selection['metric']}):", "",
-             "| rank | candidate | search epochs chosen | val_search Dice | trial s | |", "|---|---|---|---|---|---|"]
+    evolved = "evolution" in selection
+    lines = [f"Candidates ({selection['metric']}; chosen: {selection.get('rule', BEST_RULE)}):", "",
+             "| rank | candidate | " + ("levels | supernet Dice | cost" if evolved else "search epochs chosen")
+             + " | val_search Dice | trial s | |", "|---|---|" + ("---|---|---|" if evolved else "---|") + "---|---|---|"]
     for row in selection["candidates"]:
         dice = "n/a" if row["val_search_dice"] is None else f"{row['val_search_dice']:.4f}"
         mark = "selected" if row["name"] == selection["selected"] else ""
-        lines.append(f"| {row['rank']} | {row['name']} | {row['frequency']} | {dice} | {row['seconds']:.0f} | {mark} |")
+        why = (f"{','.join(map(str, row['levels']))} | {row['supernet_dice']:.4f} | {row['cost']:g}" if evolved
+               else f"{row['frequency']}")
+        lines.append(f"| {row['rank']} | {row['name']} | {why} | {dice} | {row['seconds']:.0f} | {mark} |")
     job = selection["job"]
     lines += ["", f"Written: {search_folder / SELECTED_FILE} and {search_folder / SELECTION_FILE} "
                   f"(genotype.json is unchanged).", "Stage III with the selected genotype:",

@@ -1,4 +1,5 @@
 """One candidate's trial for ``nnunet-iac select``: a short ``nnUNetv2_train -tr nnUNetTrainerIACRetrainTrial``
+(or another trial trainer, ``TrialJob.trainer``)
 in its own ``nnUNet_results``, its val_search Dice, and a record that lets a second ``select`` skip it.
 
 The trial is the user's own nnU-Net command in a subprocess, so it runs exactly as Stage III will
@@ -36,12 +37,15 @@ class TrialError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrialJob:
-    """What every trial of one selection trains: the search's dataset, configuration, fold and plans."""
+    """What every trial of one selection trains: the search's dataset, configuration, fold and plans, and the trial
+    trainer (another recipe's, e.g. the benchmark's paper regime ``nnUNetTrainerIACRetrainPaperTrial``: a trial
+    must train as the Stage III it stands for)."""
 
     dataset: str
     configuration: str
     fold: str
     plans: str = "nnUNetPlans"
+    trainer: str = TRIAL_TRAINER
 
 
 def nnunet_train_executable() -> str:
@@ -63,7 +67,7 @@ class Trial:
         self.job = job
         self.genotype_file = self.folder / GENOTYPE_FILE
         self.log = self.folder / LOG_FILE
-        self.fold_folder = (self.folder / job.dataset / f"{TRIAL_TRAINER}__{job.plans}__{job.configuration}"
+        self.fold_folder = (self.folder / job.dataset / f"{job.trainer}__{job.plans}__{job.configuration}"
                             / f"fold_{job.fold}")
 
     def finished(self, settings: dict) -> dict | None:
@@ -85,7 +89,7 @@ class Trial:
         self.fold_folder.mkdir(parents=True)
         shutil.copyfile(split_file, self.fold_folder / SPLIT_FILE)
         command = [nnunet_train_executable(), self.job.dataset, self.job.configuration, self.job.fold,
-                   "-tr", TRIAL_TRAINER, "-p", self.job.plans, "-device", device]
+                   "-tr", self.job.trainer, "-p", self.job.plans, "-device", device]
         start = time.time()
         code = runner(command, env, self.log)
         seconds = time.time() - start

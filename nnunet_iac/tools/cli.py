@@ -59,11 +59,13 @@ def _select(args) -> int:
     from nnunet_iac.selection.trial import TrialJob
 
     dataset = maybe_convert_to_dataset_name(args.dataset)
-    search = default_genotype_path(_results_dir(), dataset, args.plans, args.configuration, args.fold).parent
+    search = default_genotype_path(_results_dir(), dataset, args.plans, args.configuration, args.fold,
+                                   args.search_trainer).parent
     options = SelectOptions(args.candidates, args.epochs, args.iterations, args.val_iterations, args.device,
-                            tuple(args.histories))
+                            tuple(args.histories), args.from_evolution, args.tolerance)
     logging.getLogger("nnunet_iac.selection.select_genotype").setLevel(logging.INFO)
-    selection = select_genotype(search, TrialJob(dataset, args.configuration, args.fold, args.plans), options)
+    job = TrialJob(dataset, args.configuration, args.fold, args.plans, args.trial_trainer)
+    selection = select_genotype(search, job, options)
     print(selection_table(selection, search))
     return 0
 
@@ -89,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("-c", "--configuration", required=True)
     summary.add_argument("-p", "--plans", default="nnUNetPlans")
     summary.set_defaults(func=_summary)
-    select = sub.add_parser("select", help="retrain the most frequent genotypes of a search briefly on train_search "
-                                           "and keep the best on val_search (genotype_selected.json)")
+    select = sub.add_parser("select", help="retrain the most frequent genotypes of a search (or one per number of "
+                                           "levels of an evolution's) briefly on train_search and keep the best on "
+                                           "val_search (genotype_selected.json)")
     select.add_argument("-d", "--dataset", required=True, help="dataset name or id, as for nnUNetv2_train")
     select.add_argument("-c", "--configuration", required=True)
     select.add_argument("-f", "--fold", required=True, help="the fold of the search")
@@ -104,6 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--histories", nargs="+", default=[], metavar="HISTORY",
                         help="more search_history.json files (or search fold folders), e.g. searches with other "
                              "nnUNet_IAC_seed on the same base, counted together")
+    select.add_argument("--from-evolution", action="store_true",
+                        help="candidates from the search's evolution.json (nnUNet_IAC_strategy=nsga2): the point its "
+                             "supernet scored best for every number of cell levels; the cheapest trial within "
+                             "--tolerance of the best wins (--candidates does not apply)")
+    select.add_argument("--tolerance", type=float, default=None,
+                        help="with --from-evolution: val_search Dice (0 to 1) the cheaper winner may lose to the best "
+                             "trial (default: the search's nnUNet_IAC_evolution_tolerance)")
+    select.add_argument("--search-trainer", default="nnUNetTrainerIACSearch",
+                        help="the trainer the search ran with (-tr of the search; default nnUNetTrainerIACSearch)")
+    select.add_argument("--trial-trainer", default="nnUNetTrainerIACRetrainTrial",
+                        help="the trainer of the trials: Stage III on train_search, validated on val_search (default "
+                             "nnUNetTrainerIACRetrainTrial, nnU-Net's recipe)")
     select.add_argument("--device", default="cuda", choices=["cuda", "cpu", "mps"], help="as nnUNetv2_train -device")
     select.set_defaults(func=_select)
     front = sub.add_parser("pareto", help="genotypes of several searches (e.g. a cost_lambda sweep) as accuracy and "

@@ -1,5 +1,5 @@
 """``--regime paper`` end to end (smoke budget): every arm in the IAC paper's recipe, best epochs chosen on held-out
-training cases, and the regime guarded on --resume."""
+training cases, an evolution re-judged by Stage-III trials in that recipe, and the regime guarded on --resume."""
 import json
 import subprocess
 import sys
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_iac.benchmark.arms import base_arm, control_arm, iac_arm, random_arm, search_arm
+from nnunet_iac.benchmark.arms import base_arm, control_arm, evolution_trials_arm, iac_arm, random_arm, search_arm
 from nnunet_iac.benchmark.regimes import PAPER
 from nnunet_iac.benchmark.run_benchmark import main as benchmark_main
 from nnunet_iac.nnunet.checkpointing import safe_load
@@ -17,6 +17,8 @@ from nnunet_iac.tools.synthetic_dataset import make_synthetic_dataset
 REPO = Path(__file__).resolve().parents[2]
 
 DATASET = "Dataset991_IACSynthetic"
+#: an evolution over two levels, small enough for the smoke budget
+EVOLUTION = "evo:strategy=nsga2,evolution_levels=on,levels=0,1,evolution_population=3,evolution_generations=1"
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,8 @@ def paper(tmp_path_factory):
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_benchmark", str(raw), "--out", str(out),
                              "--test-images", str(raw / "imagesTs"), "--test-labels", str(raw / "labelsTs"),
                              "--smoke", "--regime", "paper", "--controls", "restart,decoder",
-                             "--random-genotypes", "1"], cwd=REPO, capture_output=True, text=True)
+                             "--random-genotypes", "1", "--iac-variant", EVOLUTION, "--select-evolution", "evo"],
+                            cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return raw, out, json.loads((out / "results.json").read_text())
 
@@ -41,7 +44,8 @@ def test_paper_regime_trains_every_arm_with_the_papers_trainers_and_predicts_wit
     _, out, results = paper
     assert results["benchmark"]["regime"] == "paper" and results["benchmark"]["checkpoint"] == "checkpoint_best.pth"
     arms = [base_arm(PAPER), control_arm("restart", 12345, 12345, PAPER), control_arm("decoder", 12345, 12345, PAPER),
-            iac_arm(12345, PAPER), random_arm(12345, PAPER)]
+            iac_arm(12345, PAPER), random_arm(12345, PAPER), iac_arm(12345, PAPER, "evo"),
+            evolution_trials_arm(12345, PAPER, "evo")]
     assert set(results["arms"]) == {arm.name for arm in arms}
     for arm in arms:
         best = safe_load(_fold(out, arm) / "checkpoint_best.pth")
@@ -88,7 +92,38 @@ def test_a_folder_is_resumed_only_in_its_own_regime(tmp_path, capsys):
     assert code == 2 and "holds a run of --regime short" in capsys.readouterr().err
 
 
-def test_select_is_refused_in_the_paper_regime(tmp_path, capsys):
+@pytest.mark.integration
+def test_the_evolution_is_rejudged_by_trials_of_the_papers_stage_three_on_val_search(paper):
+    _, out, results = paper
+    search = _fold(out, search_arm(12345, PAPER, "evo"))
+    selection = json.loads((search / "genotype_selection.json").read_text())
+    split = json.loads((search / "search_split.json").read_text())
+    levels = [tuple(c["levels"]) for c in selection["candidates"]]
+    assert len(levels) == len({len(x) for x in levels}) >= 1  # one trial per number of levels
+    for row in selection["candidates"]:
+        trial = Path(row["trial_folder"]) / DATASET / f"{PAPER.trial_trainer}__nnUNetPlans_bench_evo_seed12345__2d" \
+            / "fold_0"
+        log = "".join(p.read_text() for p in trial.glob("training_log_*.txt"))
+        assert f"training on {len(split['train_search'])} train_search cases" in log
+        assert "validating the best epoch's weights" in log
+        summary = json.loads((trial / "validation" / "summary.json").read_text())
+        assert row["val_search_dice"] == summary["foreground_mean"]["Dice"]
+        assert len(summary["metric_per_case"]) == len(split["val_search"])
+    retrained = _fold(out, evolution_trials_arm(12345, PAPER, "evo"))
+    settings = json.loads((retrained / "iac_settings.json").read_text())
+    chosen = next(c for c in selection["candidates"] if c["name"] == selection["selected"])
+    assert settings["genotype"].endswith("genotype_selected.json") and settings["retrain_optimizer"] == "adam_constant"
+    assert settings["levels"] == ",".join(map(str, chosen["levels"]))
+    record = results["evolution_trials"]["iac_evo_trials"]["seeds"]["12345"]
+    assert record["selected"] == selection["selected"] and record["predict"]["value"] > 0
+    assert "Evolutions re-judged by Stage-III trials" in (out / "results.md").read_text()
+
+
+def test_select_evolution_must_name_an_evolutionary_variant_of_the_run(tmp_path, capsys):
     raw = make_synthetic_dataset(tmp_path / "source", 993, num_cases=4, num_test_cases=1)
-    code = benchmark_main([str(raw), "--out", str(tmp_path / "out"), "--regime", "paper", "--select", "2", "--smoke"])
-    assert code == 2 and "--select" in capsys.readouterr().err
+    code = benchmark_main([str(raw), "--out", str(tmp_path / "out"), "--regime", "paper", "--select-evolution", "evo",
+                           "--smoke"])
+    assert code == 2 and "no IAC variant of that name" in capsys.readouterr().err
+    code = benchmark_main([str(raw), "--out", str(tmp_path / "out"), "--iac-variant", "evo:strategy=lth",
+                           "--select-evolution", "evo", "--smoke"])
+    assert code == 2 and "give it strategy=nsga2" in capsys.readouterr().err

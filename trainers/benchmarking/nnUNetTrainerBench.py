@@ -21,7 +21,8 @@ continuation at a low constant learning rate, and the decoder alone (the part IA
 The ``*Paper`` trainers are the same arms in the IAC paper's recipe (``--regime paper``): no data
 augmentation (nnU-Net's NoDA hooks), Dice loss (nnU-Net's DiceLoss variant), Adam at a constant rate, and the
 best epoch chosen on a held-out share of the training cases (nnunet_iac.nnunet.selection_split), for the base,
-the controls and both IAC stages alike.
+the controls and both IAC stages alike; ``nnUNetTrainerIACRetrainPaperTrial`` is the paper-recipe Stage III that
+``nnunet-iac select`` trials (``--select``, ``--select-evolution``) run.
 """
 import os
 
@@ -33,6 +34,7 @@ from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import 
 from nnunet_iac.common.determinism import seed_epoch
 from nnunet_iac.nnunet.checkpointing import safe_load, unwrap
 from nnunet_iac.nnunet.selection_split import SelectionSplitMixin
+from nnunet_iac.nnunet.trial_trainer import TrialSplitMixin
 from nnunet_iac.search.schedules import ConstantLRScheduler
 from nnunet_iac.trainers.nnUNetTrainerIACRetrain_noDA import nnUNetTrainerIACRetrain_noDA
 from nnunet_iac.trainers.nnUNetTrainerIACSearch_noDA import nnUNetTrainerIACSearch_noDA
@@ -163,3 +165,18 @@ class nnUNetTrainerIACRetrainPaper(SelectionSplitMixin, nnUNetTrainerIACRetrain_
 
     iac_defaults = {"retrain_optimizer": "adam_constant"}
     search_trainer_name = "nnUNetTrainerIACSearchPaper"
+
+
+class nnUNetTrainerIACRetrainPaperTrial(TrialSplitMixin, nnUNetTrainerIACRetrainPaper):
+    """A genotype trial of ``nnunet-iac select`` in the paper's recipe: Stage III on the search's train_search,
+    best epoch on its val_search, and nnU-Net's final validation of that best epoch (the paper regime predicts with
+    the best epoch, so a trial scored on its last one would judge another model than the benchmark reports)."""
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        best = os.path.join(self.output_folder, "checkpoint_best.pth")
+        if os.path.isfile(best):
+            self.load_checkpoint(best)
+            self.print_to_log_file(f"Genotype trial: validating the best epoch's weights ({best}).")
+        else:
+            self.print_to_log_file(f"Genotype trial: no {best} (no epoch was validated); validating the last weights.")
+        super().perform_actual_validation(save_probabilities)
