@@ -129,39 +129,45 @@ def best_of(results: list[dict]) -> dict:
     return max(results, key=lambda r: (r["val_search_dice"] is not None, r["val_search_dice"] or 0.0, -r["rank"]))
 
 
+def history_candidates(search_folder: Path, options: SelectOptions) -> tuple[list[Candidate], dict]:
+    """The N most frequent genotypes of the search's history (and --histories'), and what they were drawn from."""
+    histories = [history_path(search_folder)] + [history_path(h) for h in options.histories]
+    ranked = rank_candidates(histories)
+    warn_about_other_splits(search_split_file(search_folder), histories[1:])
+    if len(ranked) < options.candidates:
+        logger.warning(f"The search histories hold {len(ranked)} distinct genotype(s), fewer than the "
+                       f"{options.candidates} candidates asked for; training all {len(ranked)}.")
+    return ranked[:options.candidates], {"histories": [str(h) for h in histories], "distinct_genotypes": len(ranked),
+                                         "candidates_requested": options.candidates}
+
+
+def choose(results: list[dict], options: SelectOptions, search_folder: Path, chosen: list) -> tuple[dict, str]:
+    """The winning trial and the rule that chose it: the best Dice, or for an evolution's points the cheapest near
+    the best."""
+    if not options.from_evolution:
+        return best_of(results), BEST_RULE
+    measure = chosen[0].measure
+    tolerance = search_tolerance(search_folder) if options.tolerance is None else options.tolerance
+    return cheapest_within(results, tolerance), (f"cheapest ({measure}) within {tolerance} of the best trial's "
+                                                 f"val_search Dice (--tolerance; the search's "
+                                                 f"nnUNet_IAC_evolution_tolerance by default)")
+
+
 def select_genotype(search_folder: Path, job: TrialJob, options: SelectOptions, env: dict | None = None,
                     runner: Runner = run_logged) -> dict:
     """Train every candidate (or re-use its finished trial), write the choice; the selection record."""
     options.validate()
     search_folder = Path(search_folder)
     if options.from_evolution:
-        chosen = evolution_candidates(search_folder)
-        source = {"evolution": str(search_folder / EVOLUTION_FILE)}
+        chosen, source = evolution_candidates(search_folder), {"evolution": str(search_folder / EVOLUTION_FILE)}
     else:
-        histories = [history_path(search_folder)] + [history_path(h) for h in options.histories]
-        ranked = rank_candidates(histories)
-        chosen = ranked[:options.candidates]
-        source = {"histories": [str(h) for h in histories], "distinct_genotypes": len(ranked),
-                  "candidates_requested": options.candidates}
+        chosen, source = history_candidates(search_folder, options)
     split_file = search_split_file(search_folder)
-    if not options.from_evolution:
-        warn_about_other_splits(split_file, histories[1:])
-        if len(ranked) < options.candidates:
-            logger.warning(f"The search histories hold {len(ranked)} distinct genotype(s), fewer than the "
-                           f"{options.candidates} candidates asked for; training all {len(ranked)}.")
     base = search_base_checkpoint(search_folder)
     env = dict(os.environ if env is None else env)
-    results = []
-    for rank, candidate in enumerate(chosen, 1):
-        results.append(run_candidate(search_folder / SELECT_DIR, rank, candidate, job, options, env, split_file,
-                                     base, runner))
-    if options.from_evolution:
-        tolerance = search_tolerance(search_folder) if options.tolerance is None else options.tolerance
-        winner = cheapest_within(results, tolerance)
-        rule = (f"cheapest ({chosen[0].measure}) within {tolerance} of the best trial's val_search Dice "
-                f"(--tolerance; the search's nnUNet_IAC_evolution_tolerance by default)")
-    else:
-        winner, rule = best_of(results), BEST_RULE
+    results = [run_candidate(search_folder / SELECT_DIR, rank, candidate, job, options, env, split_file, base, runner)
+               for rank, candidate in enumerate(chosen, 1)]
+    winner, rule = choose(results, options, search_folder, chosen)
     selection = {"format": "nnunet-iac-genotype-selection", "version": 1, "metric": METRIC, "rule": rule,
                  "job": asdict(job), "budget": options.budget(), "base_checkpoint": str(base),
                  "split": str(split_file), **source, "selected": winner["name"], "candidates": results}
