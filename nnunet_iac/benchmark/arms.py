@@ -5,9 +5,10 @@
   each seed under its own plans name (see nnunet_iac/benchmark/plans.py);
 - selected (``--select N``): ``nnunet-iac select`` trains the N most frequent genotypes of the seeds'
   searches with IAC's Stage-III budget and keeps the best on val_search; that genotype is retrained like IAC;
-- trial-chosen evolution (``--select-evolution NAME``): ``nnunet-iac select --from-evolution`` on the first
+- trial-chosen evolution (``--select-evolution NAME``): ``nnunet-iac select --from-evolution`` on each
   seed's search of the evolutionary variant NAME trains one point per number of cell levels with IAC's
-  Stage-III budget and keeps the cheapest near the best on val_search; retrained like IAC as ``iac_NAME_trials``;
+  Stage-III budget and keeps the cheapest near the best on val_search; retrained like IAC as
+  ``iac_NAME_trials_seed<S>`` (variant names have no underscore, so no variant of the user's has that name);
 - random genotypes: ``nnUNetTrainerIACRetrain`` with a genotype drawn uniformly from the search's space
   (nnunet_iac.search.random_genotype), the IAC arm's Stage-III budget, one plans name per draw;
 - controls (``--controls``), per seed: the base fine-tuned for as many training batches as the IAC arm

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from nnunet_iac.cells.genotype import Genotype, GenotypeError
 from nnunet_iac.search.evolution import EVOLUTION_FILE
+from nnunet_iac.search.placed_genotype import PlacedGenotype
 from nnunet_iac.selection.candidates import CandidateError, genotype_key
 
 
@@ -72,12 +73,17 @@ def evolution_candidates(search_folder: Path) -> list[EvolutionCandidate]:
     """One candidate per number of cell levels among the evolution's points, most levels first."""
     record = read_evolution(search_folder)
     measure = record["cost_measure"]
+    # the point alpha/beta derived has a cell at every level the evolution chose among
+    every_level = tuple(record["points"][record.get("derived", 0)]["levels"])
     best: dict[int, EvolutionCandidate] = {}
     for index, point in enumerate(record["points"]):
         try:
             genotype = Genotype.from_dict(point["genotype"], f"{EVOLUTION_FILE}, point {index}")
         except GenotypeError as e:
             raise CandidateError(str(e)) from e
+        # the point's levels as its genotype's cell option: files written before 605b4c7 record every point's
+        # genotype with the search's levels ('all'), and a trial of such a genotype would build cells everywhere
+        genotype = PlacedGenotype(genotype, tuple(point["levels"])).as_genotype(every_level)
         # as the evolution's own final genotype records it: the levels it chose among, so that a trial run with the
         # search's nnUNet_IAC_levels still set takes the point's levels (settings.explicit_for_genotype)
         origin = {"levels_searched": record.get("levels_searched"), "file": EVOLUTION_FILE, "point": index,

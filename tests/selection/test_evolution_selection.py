@@ -83,6 +83,16 @@ def test_one_candidate_per_number_of_levels_the_supernets_best_of_each_cheaper_o
     assert found[0].genotype.cell_options["levels"] == "0,1,2"
 
 
+def test_points_of_an_older_evolution_file_get_their_own_levels(search):
+    """evolution.json written before its points carried their levels: every genotype says 'all' (the search's)."""
+    record = json.loads((search / "evolution.json").read_text())
+    for p in record["points"]:
+        p["genotype"]["cell_options"]["levels"] = "all"
+    (search / "evolution.json").write_text(json.dumps(record))
+    found = evolution_candidates(search)
+    assert [c.genotype.cell_options["levels"] for c in found] == ["all", "1,2", "2"]
+
+
 def test_the_trials_pick_the_cheapest_within_the_searchs_tolerance_not_the_supernets_choice(search):
     train = FakeTrain()
     # run with the search's environment: its nnUNet_IAC_levels named the levels the evolution chose among
