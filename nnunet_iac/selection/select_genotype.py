@@ -133,7 +133,6 @@ def history_candidates(search_folder: Path, options: SelectOptions) -> tuple[lis
     """The N most frequent genotypes of the search's history (and --histories'), and what they were drawn from."""
     histories = [history_path(search_folder)] + [history_path(h) for h in options.histories]
     ranked = rank_candidates(histories)
-    warn_about_other_splits(search_split_file(search_folder), histories[1:])
     if len(ranked) < options.candidates:
         logger.warning(f"The search histories hold {len(ranked)} distinct genotype(s), fewer than the "
                        f"{options.candidates} candidates asked for; training all {len(ranked)}.")
@@ -163,6 +162,8 @@ def select_genotype(search_folder: Path, job: TrialJob, options: SelectOptions, 
     else:
         chosen, source = history_candidates(search_folder, options)
     split_file = search_split_file(search_folder)
+    if not options.from_evolution:
+        warn_about_other_splits(split_file, [Path(h) for h in source["histories"][1:]])
     base = search_base_checkpoint(search_folder)
     env = dict(os.environ if env is None else env)
     results = [run_candidate(search_folder / SELECT_DIR, rank, candidate, job, options, env, split_file, base, runner)
@@ -175,8 +176,8 @@ def select_genotype(search_folder: Path, job: TrialJob, options: SelectOptions, 
     return selection
 
 
-def run_candidate(select_dir: Path, rank: int, candidate: Candidate | EvolutionCandidate, job: TrialJob, options: SelectOptions,
-                  env: dict, split_file: Path, base: Path, runner: Runner) -> dict:
+def run_candidate(select_dir: Path, rank: int, candidate: Candidate | EvolutionCandidate, job: TrialJob,
+                  options: SelectOptions, env: dict, split_file: Path, base: Path, runner: Runner) -> dict:
     trial = Trial(select_dir / candidate.name, job)
     trial.folder.mkdir(parents=True, exist_ok=True)
     candidate.genotype.save(trial.genotype_file)
