@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-labels", help="labels of the separate test set, CASE.ext")
     p.add_argument("--seeds", type=int, default=1,
                    help="run IAC (search + retrain) and every control with this many seeds (default 1)")
+    p.add_argument("--control-seeds", type=int, metavar="N",
+                   help="train the controls with the first N seeds only (default: every seed); a comparison of "
+                        "strategies needs the IAC arms' seeds, and each control seed costs IAC's batches again")
     p.add_argument("--random-genotypes", type=int, default=3, metavar="N",
                    help="retrain N genotypes drawn uniformly from the search's space with IAC's Stage-III budget "
                         "(default 3; 0 leaves the arm out)")
@@ -253,6 +256,9 @@ class Benchmark:
             raise datasets.DatasetError("--seeds must be at least 1.")
         if self.args.select < 0:
             raise datasets.DatasetError("--select must be 0 or more.")
+        if self.args.control_seeds is not None and not 1 <= self.args.control_seeds <= self.args.seeds:
+            raise datasets.DatasetError(f"--control-seeds must be between 1 and --seeds ({self.args.seeds}); got "
+                                        f"{self.args.control_seeds}.")
         self.check_evolution_trials()
         self.check_regime()
         if "nnUNet_IAC_strategy" in self.iac_settings and self.args.strategies:
@@ -332,7 +338,7 @@ class Benchmark:
         search_epochs = measures.search_epochs_run(search_arm(self.seeds[0], self.regime).fold(self.results))
         batches = measures.iac_batches(search_epochs, self.budget.retrain_epochs, self.budget.iterations_per_epoch)
         batches["control_epochs"] = arms.control_epochs(batches["batches"])
-        for seed in self.seeds:
+        for seed in self.control_seeds:
             for arm in self.control_arms(seed):
                 arms.train_control(arm, seed, batches["batches"])
         for seed in self.random_seeds:
@@ -367,12 +373,18 @@ class Benchmark:
     def random_seeds(self) -> list[int]:
         return [FIRST_SEED + i for i in range(self.args.random_genotypes)]
 
+    @property
+    def control_seeds(self) -> list[int]:
+        """The seeds the controls train with: the first --control-seeds of the run's (the first one always, as the
+        main table's control is the first seed's)."""
+        return self.seeds[:self.args.control_seeds or len(self.seeds)]
+
     def control_arms(self, seed: int) -> list:
         return [control_arm(kind, seed, self.seeds[0], self.regime) for kind in self.args.controls]
 
     def evaluated_arms(self) -> list:
         """Every arm this run was asked for (not the seeds or draws of an earlier, larger run)."""
-        controls = [arm for seed in self.seeds for arm in self.control_arms(seed)]
+        controls = [arm for seed in self.control_seeds for arm in self.control_arms(seed)]
         selected = [selected_arm(self.regime)] if self.args.select else []
         variants = [iac_arm(s, self.regime, variant.name) for variant in self.variants for s in self.seeds]
         trials = [evolution_trials_arm(s, self.regime, v.name) for v in self.evolution_trial_variants for s in self.seeds]
@@ -532,6 +544,7 @@ class Benchmark:
                           "configuration": CONFIGURATION, "fold": FOLD, "device": self.args.device,
                           "smoke": self.args.smoke, "seeds": self.seeds, "cpu_count": os.cpu_count(),
                           "iac_settings": self.iac_settings, "controls": self.args.controls,
+                          "control_seeds": self.control_seeds,
                           "random_genotypes": self.args.random_genotypes, "select": self.args.select,
                           "select_evolution": self.args.select_evolution,
                           "regime": self.regime.name, "checkpoint": self.regime.checkpoint,

@@ -127,3 +127,29 @@ def test_strategies_and_variants_become_iac_variants_and_the_strategy_setting_ca
                                       "--iac-variant", "lth:init=gate"])
     with pytest.raises(DatasetError, match="distinct names"):
         Benchmark(args).check_inputs()
+
+
+def test_control_seeds_limit_the_controls_to_the_first_seeds_and_bad_counts_are_refused(tmp_path):
+    """A strategy comparison with 3 seeds trains the controls once: the controls trained and predicted are the
+    first seed's (the bare names the main table reads), the IAC arms keep every seed."""
+    from nnunet_iac.benchmark.datasets import DatasetError
+    from nnunet_iac.benchmark.run_benchmark import Benchmark, build_parser
+    source = tmp_path / "Task04_Hippocampus"
+    (source / "imagesTr").mkdir(parents=True)
+    (source / "labelsTr").mkdir()
+    (source / "dataset.json").write_text(json.dumps({"name": "Hippocampus", "modality": {"0": "MRI"},
+                                                      "labels": {"0": "background", "1": "a"}, "training": []}))
+    common = [str(source), "--out", str(tmp_path / "out"), "--seeds", "3", "--controls", "restart,lowlr",
+              "--random-genotypes", "0"]
+    one = Benchmark(build_parser().parse_args([*common, "--control-seeds", "1"]))
+    one.check_inputs()
+    names = [arm.name for arm in one.evaluated_arms()]
+    assert one.control_seeds == [12345]
+    assert [n for n in names if n.startswith("control")] == ["control", "control_lowlr"]
+    assert [n for n in names if n.startswith("iac_seed")] == ["iac_seed12345", "iac_seed12346", "iac_seed12347"]
+    every = Benchmark(build_parser().parse_args(common))
+    assert every.control_seeds == [12345, 12346, 12347]
+    assert len([a for a in every.evaluated_arms() if a.name.startswith("control")]) == 6
+    for bad in ("0", "4"):
+        with pytest.raises(DatasetError, match="--control-seeds must be between 1 and --seeds"):
+            Benchmark(build_parser().parse_args([*common, "--control-seeds", bad])).check_inputs()
