@@ -101,6 +101,16 @@ def test_bad_iac_variants_are_refused_by_the_parser(value, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def _empty_decathlon_task(tmp_path):
+    """A Decathlon task folder with no cases: enough for the benchmark's input checks and arm lists."""
+    source = tmp_path / "Task04_Hippocampus"
+    (source / "imagesTr").mkdir(parents=True)
+    (source / "labelsTr").mkdir()
+    (source / "dataset.json").write_text(json.dumps({"name": "Hippocampus", "modality": {"0": "MRI"},
+                                                      "labels": {"0": "background", "1": "a"}, "training": []}))
+    return source
+
+
 def test_strategies_and_variants_become_iac_variants_and_the_strategy_setting_cannot_be_given_twice(tmp_path):
     from nnunet_iac.benchmark.arms import IACVariant
     from nnunet_iac.benchmark.datasets import DatasetError
@@ -114,11 +124,7 @@ def test_strategies_and_variants_become_iac_variants_and_the_strategy_setting_ca
     lean = build_parser().parse_args(["d", "--out", "o", "--iac-variant", "lean:levels=0,1,strategy=nsga2"])
     assert lean.iac_variant[0].env == {"nnUNet_IAC_levels": "0,1", "nnUNet_IAC_strategy": "nsga2"}
     assert build_parser().parse_args(["d", "--out", "o"]).strategies == []
-    source = tmp_path / "Task04_Hippocampus"
-    (source / "imagesTr").mkdir(parents=True)
-    (source / "labelsTr").mkdir()
-    (source / "dataset.json").write_text(json.dumps({"name": "Hippocampus", "modality": {"0": "MRI"},
-                                                      "labels": {"0": "background", "1": "a"}, "training": []}))
+    source = _empty_decathlon_task(tmp_path)
     args = build_parser().parse_args([str(source), "--out", str(tmp_path / "out"), "--strategies", "pcdarts,lth",
                                       "--iac-setting", "strategy=shapley"])
     with pytest.raises(DatasetError, match="both choose the search strategy"):
@@ -134,11 +140,7 @@ def test_control_seeds_limit_the_controls_to_the_first_seeds_and_bad_counts_are_
     first seed's (the bare names the main table reads), the IAC arms keep every seed."""
     from nnunet_iac.benchmark.datasets import DatasetError
     from nnunet_iac.benchmark.run_benchmark import Benchmark, build_parser
-    source = tmp_path / "Task04_Hippocampus"
-    (source / "imagesTr").mkdir(parents=True)
-    (source / "labelsTr").mkdir()
-    (source / "dataset.json").write_text(json.dumps({"name": "Hippocampus", "modality": {"0": "MRI"},
-                                                      "labels": {"0": "background", "1": "a"}, "training": []}))
+    source = _empty_decathlon_task(tmp_path)
     common = [str(source), "--out", str(tmp_path / "out"), "--seeds", "3", "--controls", "restart,lowlr",
               "--random-genotypes", "0"]
     one = Benchmark(build_parser().parse_args([*common, "--control-seeds", "1"]))
