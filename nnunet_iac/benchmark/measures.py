@@ -9,7 +9,8 @@
   actually run, early stop included) and the retrain's epoch count.
 - Parameters: the retrained model folder's plans rebuild the implanted network (as nnUNetv2_predict
   does); the search supernet's extra tensors are counted from its checkpoint.
-- Genotype agreement between seeds and the spread of Dice over seeds.
+- Genotype agreement between seeds, between two strategies on one seed, the search epoch from which a
+  search's genotype stopped changing, and the spread of Dice over seeds.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from nnunet_iac.cells.genotype import Genotype
 from nnunet_iac.network.implant import is_base_key
 from nnunet_iac.cells.operations import OPERATIONS, ZERO
+from nnunet_iac.search.history import HISTORY_FILE, read_history_rows
 from nnunet_iac.search.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows
 from nnunet_iac.nnunet.model_folder import model_folder_parameters
 
@@ -74,20 +76,51 @@ def _choices(genotype: Genotype) -> list[set]:
     return [set(node) for node in genotype.nodes]
 
 
+def shared_choices(a: Genotype, b: Genotype) -> tuple[float, float]:
+    """The fractions of ``a``'s chosen (node, source) edges, and of its (node, source, op) choices, that ``b``
+    makes too."""
+    total = sum(len(node) for node in a.nodes)
+    same_ops = sum(len(x & y) for x, y in zip(_choices(a), _choices(b)))
+    same_edges = sum(len({s for _, s in x} & {s for _, s in y}) for x, y in zip(a.nodes, b.nodes))
+    return same_edges / total, same_ops / total
+
+
 def genotype_agreement(genotypes: list[Genotype]) -> dict | None:
     """Mean over seed pairs of the fraction of chosen (node, source) edges, and (node, source, op) choices,
     that both genotypes share. None for fewer than two genotypes."""
     if len(genotypes) < 2:
         return None
-    edges, ops = [], []
-    for a, b in itertools.combinations(genotypes, 2):
-        total = sum(len(node) for node in a.nodes)
-        same_ops = sum(len(x & y) for x, y in zip(_choices(a), _choices(b)))
-        same_edges = sum(len({s for _, s in x} & {s for _, s in y}) for x, y in zip(a.nodes, b.nodes))
-        edges.append(same_edges / total)
-        ops.append(same_ops / total)
+    edges, ops = zip(*(shared_choices(a, b) for a, b in itertools.combinations(genotypes, 2)))
     return {"pairs": len(edges), "edges": statistics.mean(edges), "edges_and_ops": statistics.mean(ops),
             "identical_genotypes": sum(x == 1.0 for x in ops), **chance_agreement(genotypes[0])}
+
+
+def pairwise_agreement(genotypes: list[Genotype], references: list[Genotype]) -> dict | None:
+    """Mean over seeds of the choices a strategy's genotype shares with the reference strategy's genotype of the
+    same seed (same base, same seed, same data order): whether pruning finds the cell the full search finds,
+    which is IAC-LTH's claim (issue 16). None without a pair."""
+    if not genotypes or len(genotypes) != len(references):
+        return None
+    edges, ops = zip(*(shared_choices(g, r) for g, r in zip(genotypes, references)))
+    return {"pairs": len(edges), "edges": statistics.mean(edges), "edges_and_ops": statistics.mean(ops),
+            "identical_genotypes": sum(x == 1.0 for x in ops)}
+
+
+def genotype_settling(search_fold: Path) -> dict | None:
+    """How the search's genotype reached its final form, from search_history.json: per search epoch, the share
+    of the final genotype's (node, source, op) choices that epoch's genotype already made, and the search epoch
+    (1-based) from which it made all of them. IAC-LTH prunes on the early ranking; it can find the full
+    search's cell only if the early genotypes already hold most of it (issue 16). None before a search epoch."""
+    rows = read_history_rows(search_fold / HISTORY_FILE)
+    searched = [Genotype.from_dict(r["genotype"], f"{search_fold / HISTORY_FILE}, epoch {r['epoch']}")
+                for r in rows if r["phase"] == "search"]
+    if not searched:
+        return None
+    shares = [shared_choices(searched[-1], g)[1] for g in searched]
+    settled = len(shares)
+    while settled > 1 and shares[settled - 2] == 1.0:
+        settled -= 1
+    return {"search_epochs": len(shares), "settled_at": settled, "share_of_final": shares}
 
 
 def chance_agreement(genotype: Genotype, operations: int = sum(op != ZERO for op in OPERATIONS)) -> dict:

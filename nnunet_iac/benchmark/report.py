@@ -141,8 +141,9 @@ def variants_table(variants: dict) -> list[str]:
     """IAC variants beside the run's own IAC arm (issues 16, 17): time, iteration ratio, Dice and agreement over
     seeds."""
     lines = ["| arm | settings | seeds | search wall time | faster than iac | search epochs run | mean iteration ratio "
-             "| validation Dice | test Dice | predict time / base | seeds' agreement (edges+ops) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| validation Dice | test Dice | predict time / base | seeds' agreement (edges+ops) "
+             "| genotype final from search epoch (first epoch's share of it) | same choices as iac, same seed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def mean_std(s, scale=1.0, digits=4):
         return "n/a" if not s else f"{scale * s['mean']:.{digits}f} +- {scale * s['std']:.{digits}f}"
@@ -158,14 +159,34 @@ def variants_table(variants: dict) -> list[str]:
                      f"{mean_std(r['dice']['validation'])} | {mean_std(r['dice']['test'])} | "
                      f"{mean_std(r.get('predict_ratio'), digits=2)}"
                      f"{' (base timed in another sitting)' if r.get('predict_same_sitting') is False else ''} | "
-                     f"{shared} |")
+                     f"{shared} | {_settling(r['seeds'])} | {_with_reference(r)} |")
     lines += ["", "Mean +- std over seeds. Wall time of the search stage (nnUNetv2_train, start to end); the mean "
                   "iteration ratio is the mean search epoch after warm-up over the base's median training epoch "
                   "(equal batch); a pruning search may stop before its budget once every edge has one operation; "
                   "predict time: the arm's nnUNetv2_predict wall time over the base's, same cases, the base timed "
-                  "again in the arm's sitting when it was predicted in another one. "
+                  "again in the arm's sitting when it was predicted in another one. Genotype final from search "
+                  "epoch k: from k on every search epoch's genotype made all the final genotype's choices (per "
+                  "seed, k / search epochs run), in brackets the share of them the first search epoch's genotype "
+                  "made. Same choices as iac: the share of the variant's (node, source, op) choices that the "
+                  "reference arm's genotype of the same seed makes too, mean over seeds. "
                   "Genotypes per seed: results.json, `variants`."]
     return lines
+
+
+def _settling(seeds: dict) -> str:
+    cells = [f"{s['settled_at']}/{s['search_epochs']} ({s['share_of_final'][0]:.0%})"
+             for s in (r.get("settling") for r in seeds.values()) if s]
+    return ", ".join(cells) or "n/a"
+
+
+def _with_reference(variant: dict) -> str:
+    """The reference arm's record holds None; a results.json from before the measure lacks the key."""
+    if "agreement_with_reference" not in variant:
+        return "n/a"
+    agreement = variant["agreement_with_reference"]
+    if agreement is None:
+        return "reference"
+    return f"{agreement['edges_and_ops']:.1%} ({agreement['identical_genotypes']} identical)"
 
 
 def _control_relation(budget: dict) -> str:

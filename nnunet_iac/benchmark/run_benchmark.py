@@ -450,7 +450,8 @@ class Benchmark:
     def variant_comparison(self, dice: dict, stages: dict, base_iteration: float | None) -> dict:
         """Per IAC arm group, the reference first (issues 16, 17): settings, search wall time, epochs run and mean
         iteration ratio of every seed, the retrained arm's Dice and nnUNetv2_predict time over the base's (issue 18),
-        the seeds' genotype agreement, and the search speed-up over the reference."""
+        the seeds' genotype agreement, when each search's genotype settled, what a variant's genotype shares with
+        the reference's of the same seed, and the search speed-up over the reference."""
         out = {}
         iterations = self.budget.iterations_per_epoch
         for variant in (REFERENCE, *self.variants):
@@ -466,7 +467,8 @@ class Benchmark:
                     else None,
                     "dice": dice[iac_arm(seed, self.regime, variant.name).name],
                     "predict": predict_ratio(stages, f"predict ({iac_arm(seed, self.regime, variant.name).name})"),
-                    "genotype": Genotype.load(fold / "genotype.json").to_dict()}
+                    "genotype": Genotype.load(fold / "genotype.json").to_dict(),
+                    "settling": measures.genotype_settling(fold)}
                 seeds[str(seed)]["predict_ratio"] = seeds[str(seed)]["predict"]["value"]
             out[iac_group(variant.name)] = {
                 "settings": {**self.iac_settings, **variant.env},
@@ -479,7 +481,10 @@ class Benchmark:
                 "predict_ratio": measures.spread([r["predict_ratio"] for r in seeds.values()]),
                 "predict_same_sitting": all(r["predict"]["same_sitting"] for r in seeds.values()),
                 "genotype_agreement": measures.genotype_agreement(
-                    [Genotype.from_dict(r["genotype"]) for r in seeds.values()])}
+                    [Genotype.from_dict(r["genotype"]) for r in seeds.values()]),
+                "agreement_with_reference": None if variant is REFERENCE else measures.pairwise_agreement(
+                    [Genotype.from_dict(r["genotype"]) for r in seeds.values()],
+                    [Genotype.from_dict(r["genotype"]) for r in out[iac_group()]["seeds"].values()])}
         reference = out[iac_group()]["search_seconds"]["mean"]
         for record in out.values():
             record["search_speedup"] = reference / record["search_seconds"]["mean"]

@@ -139,6 +139,10 @@ def test_smoke_other_strategy_searches_and_retrains_beside_pcdarts_from_the_same
     assert lth["predict_ratio"] == pytest.approx(results["stages"]["predict (iac_lth_seed12345)"]["seconds"]
                                                  / results["stages"]["predict (base)"]["seconds"])
     assert variants["iac_lth"]["predict_ratio"]["mean"] == pytest.approx(lth["predict_ratio"])
+    assert lth["settling"]["search_epochs"] == lth["search_epochs"]["search"]
+    assert lth["settling"]["share_of_final"][-1] == 1.0
+    assert variants["iac"]["agreement_with_reference"] is None
+    assert variants["iac_lth"]["agreement_with_reference"]["pairs"] == 1
     assert "iac_lth_seed12345 - iac_seed12345" in results["paired"]["validation"]
     assert "## IAC variants" in (out / "results.md").read_text()
 
