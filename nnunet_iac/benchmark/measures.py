@@ -90,9 +90,15 @@ def genotype_agreement(genotypes: list[Genotype]) -> dict | None:
     that both genotypes share. None for fewer than two genotypes."""
     if len(genotypes) < 2:
         return None
-    edges, ops = zip(*(shared_choices(a, b) for a, b in itertools.combinations(genotypes, 2)))
+    return {**_mean_shares(shared_choices(a, b) for a, b in itertools.combinations(genotypes, 2)),
+            **chance_agreement(genotypes[0])}
+
+
+def _mean_shares(shares) -> dict:
+    """Pairs, mean shared edges and choices, and identical pairs, from (edges, choices) shares per pair."""
+    edges, ops = zip(*shares)
     return {"pairs": len(edges), "edges": statistics.mean(edges), "edges_and_ops": statistics.mean(ops),
-            "identical_genotypes": sum(x == 1.0 for x in ops), **chance_agreement(genotypes[0])}
+            "identical_genotypes": sum(x == 1.0 for x in ops)}
 
 
 def pairwise_agreement(genotypes: list[Genotype], references: list[Genotype]) -> dict | None:
@@ -101,9 +107,7 @@ def pairwise_agreement(genotypes: list[Genotype], references: list[Genotype]) ->
     which is IAC-LTH's claim (issue 16). None without a pair."""
     if not genotypes or len(genotypes) != len(references):
         return None
-    edges, ops = zip(*(shared_choices(g, r) for g, r in zip(genotypes, references)))
-    return {"pairs": len(edges), "edges": statistics.mean(edges), "edges_and_ops": statistics.mean(ops),
-            "identical_genotypes": sum(x == 1.0 for x in ops)}
+    return _mean_shares(shared_choices(g, r) for g, r in zip(genotypes, references))
 
 
 def genotype_settling(search_fold: Path) -> dict | None:

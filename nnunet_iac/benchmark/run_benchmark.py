@@ -452,7 +452,7 @@ class Benchmark:
         iteration ratio of every seed, the retrained arm's Dice and nnUNetv2_predict time over the base's (issue 18),
         the seeds' genotype agreement, when each search's genotype settled, what a variant's genotype shares with
         the reference's of the same seed, and the search speed-up over the reference."""
-        out = {}
+        out, reference_genotypes = {}, None
         iterations = self.budget.iterations_per_epoch
         for variant in (REFERENCE, *self.variants):
             seeds = {}
@@ -470,6 +470,8 @@ class Benchmark:
                     "genotype": Genotype.load(fold / "genotype.json").to_dict(),
                     "settling": measures.genotype_settling(fold)}
                 seeds[str(seed)]["predict_ratio"] = seeds[str(seed)]["predict"]["value"]
+            genotypes = [Genotype.from_dict(r["genotype"]) for r in seeds.values()]
+            reference_genotypes = reference_genotypes or genotypes
             out[iac_group(variant.name)] = {
                 "settings": {**self.iac_settings, **variant.env},
                 "seeds": seeds,
@@ -480,11 +482,9 @@ class Benchmark:
                          for s in ("validation", "test")},
                 "predict_ratio": measures.spread([r["predict_ratio"] for r in seeds.values()]),
                 "predict_same_sitting": all(r["predict"]["same_sitting"] for r in seeds.values()),
-                "genotype_agreement": measures.genotype_agreement(
-                    [Genotype.from_dict(r["genotype"]) for r in seeds.values()]),
+                "genotype_agreement": measures.genotype_agreement(genotypes),
                 "agreement_with_reference": None if variant is REFERENCE else measures.pairwise_agreement(
-                    [Genotype.from_dict(r["genotype"]) for r in seeds.values()],
-                    [Genotype.from_dict(r["genotype"]) for r in out[iac_group()]["seeds"].values()])}
+                    genotypes, reference_genotypes)}
         reference = out[iac_group()]["search_seconds"]["mean"]
         for record in out.values():
             record["search_speedup"] = reference / record["search_seconds"]["mean"]

@@ -48,9 +48,9 @@ def test_settling_of_a_search_whose_first_epoch_already_held_the_final_genotype(
 
 
 def test_pairwise_agreement_pairs_genotypes_of_the_same_seed_only():
-    other = _genotype("sep_conv_5x5")
-    # paired by position: (FINAL, FINAL) identical, (other, FINAL) 3 of 4; crossing the pairs would differ
-    agreement = measures.pairwise_agreement([FINAL, other], [FINAL, FINAL])
+    other, late = _genotype("sep_conv_5x5"), _genotype("avg_pool_3x3")
+    # paired by position: (FINAL, FINAL) identical, (other, late) 3 of 4; crossed pairs would share 3 of 4 each
+    agreement = measures.pairwise_agreement([FINAL, other], [FINAL, late])
     assert agreement["pairs"] == 2 and agreement["identical_genotypes"] == 1
     assert agreement["edges_and_ops"] == pytest.approx((1.0 + 0.75) / 2) and agreement["edges"] == 1.0
     assert measures.pairwise_agreement([FINAL], [FINAL, other]) is None
