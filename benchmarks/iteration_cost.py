@@ -4,6 +4,7 @@ Same network (nnU-Net's Hippocampus 2d or 3d_fullres U-Net), same batch, same lo
 supervision), on whatever device is given. Usage:
     python -m benchmarks.iteration_cost --batch 32 --iterations 10 [--device cuda]
     python -m benchmarks.iteration_cost --dim 3 --batch 6 --iterations 3
+    python -m benchmarks.iteration_cost --batch 32 --iterations 10 --cell-optimizer adas
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunet_iac.network.builders import implant_search_cells
 from nnunet_iac.network.implant import architecture_parameters, cell_parameters, freeze_base
 from nnunet_iac.network.reference_networks import hippocampus_2d_unet, hippocampus_3d_unet
+from nnunet_iac.search.adas import adas_for_cells
 from nnunet_iac.search.optimizers import architecture_optimizer, cell_optimizer
 from nnunet_iac.search.architecture_step import architecture_step, gradients_only_for
 
@@ -65,6 +67,9 @@ def main():
     parser.add_argument("--dim", type=int, choices=(2, 3), default=2)
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the parts: base and supernet forward, alpha/beta step, cell step")
+    parser.add_argument("--cell-optimizer", choices=("sgd", "adas"), default="sgd",
+                        help="the cells' optimizer (nnUNet_IAC_cell_optimizer); Adas keeps one parameter group per "
+                             "cell convolution, whose step may cost more than SGD's single group (issue 17)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -81,7 +86,8 @@ def main():
 
     supernet = freeze_base(implant_search_cells(copy.deepcopy(base))).to(device)
     arch, cells = architecture_parameters(supernet), cell_parameters(supernet)
-    arch_opt, cell_opt = architecture_optimizer(arch), cell_optimizer(cells)
+    arch_opt = architecture_optimizer(arch)
+    cell_opt = adas_for_cells(supernet)[0] if args.cell_optimizer == "adas" else cell_optimizer(cells)
 
     def architecture_update():
         with gradients_only_for(arch, cells):
@@ -99,7 +105,8 @@ def main():
 
     plain = timed(plain_step, args.iterations, device)
     search = timed(search_iteration, args.iterations, device)
-    result = {"device": str(device), "dim": args.dim, "batch": args.batch, "plain_step_s": round(plain, 4),
+    result = {"device": str(device), "dim": args.dim, "batch": args.batch, "cell_optimizer": args.cell_optimizer,
+              "cell_parameter_groups": len(cell_opt.param_groups), "plain_step_s": round(plain, 4),
               "search_iteration_s": round(search, 4), "ratio": round(search / plain, 3)}
     if args.breakdown:
         def forward_only(network):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from nnunet_iac.cells.genotype import Genotype
@@ -173,6 +174,44 @@ def variants_table(variants: dict) -> list[str]:
     return lines
 
 
+def _pair(values: list, digits: int, scale: float = 1.0, unit: str = "") -> str:
+    """'first -> last' of the seeds' means, or n/a where a seed lacks the numbers."""
+    if not values or any(v is None or None in v for v in values):
+        return "n/a"
+    return " -> ".join(f"{scale * statistics.mean(v[i] for v in values):.{digits}f}" for i in (0, 1)) + unit
+
+
+def dynamics_table(variants: dict) -> list[str]:
+    """DARTS-ADP's symptoms per IAC arm (issue 17; nnunet_iac/benchmark/search_dynamics.py), mean over seeds."""
+    lines = ["| arm | alpha entropy (start -> end of search) | parameter-free ops chosen | cells' stable rank, search "
+             "(first -> last probe) | all-noise share, search | Adas mean rate at search end | cells' stable rank, "
+             "retrain | all-noise share, retrain |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in variants.items():
+        dynamics = [seed.get("dynamics") for seed in r["seeds"].values()]
+        if not all(dynamics):
+            lines.append(f"| {name} | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
+            continue
+        search = [d["search_probe"] for d in dynamics]
+        retrain = [d["retrain_probe"] for d in dynamics]
+        probes = {"search": search if all(search) else [], "retrain": retrain if all(retrain) else []}
+        rates = [p["last_learning_rate"] for p in probes["search"]]
+        lines.append(
+            f"| {name} | {_pair([d['alpha_entropy'] for d in dynamics], 4)} | "
+            f"{statistics.mean(d['parameter_free_share'] for d in dynamics):.0%} | "
+            f"{_pair([p['stable_rank'] for p in probes['search']], 3)} | "
+            f"{_pair([p['all_noise'] for p in probes['search']], 0, 100, ' %')} | "
+            f"{f'{statistics.mean(rates):.2g}' if rates and None not in rates else 'n/a'} | "
+            f"{_pair([p['stable_rank'] for p in probes['retrain']], 3)} | "
+            f"{_pair([p['all_noise'] for p in probes['retrain']], 0, 100, ' %')} |")
+    lines += ["", "Mean over seeds. Alpha entropy: mean over edges of softmax(alpha)'s entropy in nats (log 8 = 2.0794 "
+                  "undecided) at the first and the last epoch of the search (a pruning strategy's pruned operations "
+                  "weigh 0, so its entropy falls as it prunes); parameter-free: share of the final "
+                  "genotype's operations without weights; stable rank: EVBMF stable rank of every cell convolution "
+                  "(0 = all noise, docs/search.md), mean at the run's first and last probe; all-noise share: probe "
+                  "rows with no component above the noise. Per seed: results.json, `variants`, `dynamics`."]
+    return lines
+
+
 def _settling(seeds: dict) -> str:
     cells = [f"{s['settled_at']}/{s['search_epochs']} ({s['share_of_final'][0]:.0%})"
              for s in (r.get("settling") for r in seeds.values()) if s]
@@ -293,7 +332,8 @@ def markdown(results: dict) -> str:
                   "seeds: see the seeds below for that.", ""]
     lines += ["## IAC per search seed", "", *seeds_table(results), ""]
     if results.get("variants"):
-        lines += ["## IAC variants", "", *variants_table(results["variants"]), ""]
+        lines += ["## IAC variants", "", *variants_table(results["variants"]), "",
+                  "### What the search did to alpha and to the cells", "", *dynamics_table(results["variants"]), ""]
     if results.get("evolution_trials"):
         lines += ["## Evolutions re-judged by Stage-III trials (--select-evolution)", "",
                   *evolution_trials_table(results["evolution_trials"])]

@@ -37,6 +37,7 @@ from nnunet_iac.benchmark.arms import (FOLD, REFERENCE, ArmRunner, IACVariant, b
                                        parse_iac_settings, random_arm, search_arm, search_stage, selected_arm)
 from nnunet_iac.search.strategies import DEFAULT_STRATEGY, STRATEGIES
 from nnunet_iac.benchmark.plateau import plateau_check
+from nnunet_iac.benchmark.search_dynamics import search_dynamics
 from nnunet_iac.benchmark.regimes import REGIMES
 from nnunet_iac.benchmark.figure import write_dice_figure
 from nnunet_iac.benchmark.budgets import PAPER, Budget, BudgetError, parse_patch, profile_for
@@ -451,7 +452,8 @@ class Benchmark:
         """Per IAC arm group, the reference first (issues 16, 17): settings, search wall time, epochs run and mean
         iteration ratio of every seed, the retrained arm's Dice and nnUNetv2_predict time over the base's (issue 18),
         the seeds' genotype agreement, when each search's genotype settled, what a variant's genotype shares with
-        the reference's of the same seed, and the search speed-up over the reference."""
+        the reference's of the same seed, alpha's entropy, the parameter-free share and the cells' stable ranks
+        (issue 17), and the search speed-up over the reference."""
         out, reference_genotypes = {}, None
         iterations = self.budget.iterations_per_epoch
         for variant in (REFERENCE, *self.variants):
@@ -468,7 +470,8 @@ class Benchmark:
                     "dice": dice[iac_arm(seed, self.regime, variant.name).name],
                     "predict": predict_ratio(stages, f"predict ({iac_arm(seed, self.regime, variant.name).name})"),
                     "genotype": Genotype.load(fold / "genotype.json").to_dict(),
-                    "settling": measures.genotype_settling(fold)}
+                    "settling": measures.genotype_settling(fold),
+                    "dynamics": search_dynamics(fold, iac_arm(seed, self.regime, variant.name).fold(self.results))}
                 seeds[str(seed)]["predict_ratio"] = seeds[str(seed)]["predict"]["value"]
             genotypes = [Genotype.from_dict(r["genotype"]) for r in seeds.values()]
             reference_genotypes = reference_genotypes or genotypes

@@ -1,6 +1,7 @@
 """The benchmark entry point (``nnunet-iac benchmark``, nnunet_iac/benchmark/run_benchmark.py): --smoke end to end on the synthetic dataset,
 input errors, and the numbers it derives. The full benchmark is not part of the test suite."""
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -141,6 +142,11 @@ def test_smoke_other_strategy_searches_and_retrains_beside_pcdarts_from_the_same
     assert variants["iac_lth"]["predict_ratio"]["mean"] == pytest.approx(lth["predict_ratio"])
     assert lth["settling"]["search_epochs"] == lth["search_epochs"]["search"]
     assert lth["settling"]["share_of_final"][-1] == 1.0
+    dynamics = lth["dynamics"]  # issue 17's symptoms, from the search's and the retrain's own files
+    assert dynamics["alpha_entropy"][0] == pytest.approx(math.log(8), abs=1e-4)
+    assert 0.0 <= dynamics["parameter_free_share"] <= 1.0
+    assert dynamics["search_probe"]["epochs"][-1] == search_epochs - 1 and dynamics["retrain_probe"] is not None
+    assert "### What the search did to alpha and to the cells" in (out / "results.md").read_text()
     assert variants["iac"]["agreement_with_reference"] is None
     assert variants["iac_lth"]["agreement_with_reference"]["pairs"] == 1
     assert "iac_lth_seed12345 - iac_seed12345" in results["paired"]["validation"]
