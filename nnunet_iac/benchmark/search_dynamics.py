@@ -19,8 +19,7 @@ import statistics
 from pathlib import Path
 
 from nnunet_iac.cells.genotype import Genotype
-from nnunet_iac.cells.operations import PARAMETER_FREE
-from nnunet_iac.search.history import HISTORY_FILE, read_history_rows
+from nnunet_iac.search.history import HISTORY_FILE, parameter_free_ops, read_history_rows
 from nnunet_iac.search.probe_history import PROBE_HISTORY_FILE
 from nnunet_iac.search.signal_history import load_signal_rows
 
@@ -47,8 +46,8 @@ def probe_course(fold: Path) -> dict | None:
 
 
 def parameter_free_share(genotype: Genotype) -> float:
-    operations = genotype.operations()
-    return sum(op in PARAMETER_FREE for op in operations) / len(operations)
+    """The search history's count of parameter-free operations, as a share of all chosen ones."""
+    return parameter_free_ops(genotype) / len(genotype.operations())
 
 
 def search_dynamics(search_fold: Path, retrain_fold: Path) -> dict:
