@@ -5,6 +5,13 @@ supervision), on whatever device is given. Usage:
     python -m benchmarks.iteration_cost --batch 32 --iterations 10 [--device cuda]
     python -m benchmarks.iteration_cost --dim 3 --batch 6 --iterations 3
     python -m benchmarks.iteration_cost --batch 32 --iterations 10 --cell-optimizer adas
+    python -m benchmarks.iteration_cost --batch 32 --iterations 10 --operations one
+
+``--operations`` times the supernet as a pruning search leaves it: ``all`` (PC-DARTS throughout, and a pruning
+search before it prunes), ``one`` (one operation left on every edge, drawn with --mask-seed: where LTH and
+Shapley end) and ``none`` (only ``zero`` left: the cells' frame alone, the least any search of these cells can
+cost per iteration). ``computed_edge_operations`` counts the (operation, edge) pairs one forward computes (a
+parameter-free operation counts on every edge of its node: it is computed once for all of them).
 """
 from __future__ import annotations
 
@@ -20,7 +27,9 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
 from nnunet_iac.network.builders import implant_search_cells
-from nnunet_iac.network.implant import architecture_parameters, cell_parameters, freeze_base
+from nnunet_iac.cells.operations import ZERO
+from nnunet_iac.network.implant import (architecture_parameters, cell_parameters, freeze_base,
+                                       implanted_decoder, mask_operations)
 from nnunet_iac.network.reference_networks import hippocampus_2d_unet, hippocampus_3d_unet
 from nnunet_iac.search.adas import adas_for_cells
 from nnunet_iac.search.optimizers import architecture_optimizer, cell_optimizer
@@ -44,6 +53,27 @@ def make_batch(batch, device, dim=2):
     def every(step):
         return seg[(slice(None), slice(None)) + (slice(None, None, step),) * dim]
     return {"data": data, "target": [seg, every(2), every(4)]}
+
+
+def operation_mask(network, kind: str, seed: int = 0) -> torch.Tensor | None:
+    """The edges x operations mask ``--operations`` names (None: every operation left)."""
+    if kind == "all":
+        return None
+    decoder = implanted_decoder(network)
+    names = decoder.iac_cells[0].operation_names
+    mask = torch.tensor([[name == ZERO for name in names]] * decoder.iac_architecture.alpha.shape[0])
+    if kind == "one":
+        choices = [i for i, name in enumerate(names) if name != ZERO]
+        drawn = torch.randint(len(choices), (mask.shape[0],), generator=torch.Generator().manual_seed(seed))
+        for edge, choice in enumerate(drawn.tolist()):
+            mask[edge, choices[choice]] = True
+    return mask
+
+
+def computed_edge_operations(network) -> int:
+    """Operation calls per forward, counted per edge (what the grouped calls of the cells compute)."""
+    return sum(len(edges.computed_edges(i)) for cell in implanted_decoder(network).iac_cells
+               for edges in cell.sources for i in edges.active)
 
 
 def timed(fn, iterations, device):
@@ -70,6 +100,13 @@ def main():
     parser.add_argument("--cell-optimizer", choices=("sgd", "adas"), default="sgd",
                         help="the cells' optimizer (nnUNet_IAC_cell_optimizer); Adas keeps one parameter group per "
                              "cell convolution, whose step may cost more than SGD's single group (issue 17)")
+    parser.add_argument("--operations", choices=("all", "one", "none"), default="all",
+                        help="operations left on every edge: all (default), one (drawn with --mask-seed; where a "
+                             "pruning search ends), none (the cells' frame alone)")
+    parser.add_argument("--mask-seed", type=int, default=0)
+    parser.add_argument("--grouped-only", action="store_true",
+                        help="compute an operation left on some edges of a node on all of them, weighted 0 where "
+                             "pruned (the cells before edge slicing), to measure what slicing saves")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -85,6 +122,13 @@ def main():
         plain_opt.step()
 
     supernet = freeze_base(implant_search_cells(copy.deepcopy(base))).to(device)
+    mask = operation_mask(supernet, args.operations, args.mask_seed)
+    if args.grouped_only:
+        for cell in implanted_decoder(supernet).iac_cells:
+            for edges in cell.sources:
+                edges.sliceable = [False] * len(edges.ops)
+    if mask is not None:
+        mask_operations(supernet, mask)
     arch, cells = architecture_parameters(supernet), cell_parameters(supernet)
     arch_opt = architecture_optimizer(arch)
     cell_opt = adas_for_cells(supernet)[0] if args.cell_optimizer == "adas" else cell_optimizer(cells)
@@ -106,6 +150,8 @@ def main():
     plain = timed(plain_step, args.iterations, device)
     search = timed(search_iteration, args.iterations, device)
     result = {"device": str(device), "dim": args.dim, "batch": args.batch, "cell_optimizer": args.cell_optimizer,
+              "operations": args.operations, "grouped_only": args.grouped_only,
+              "computed_edge_operations": computed_edge_operations(supernet),
               "cell_parameter_groups": len(cell_opt.param_groups), "plain_step_s": round(plain, 4),
               "search_iteration_s": round(search, 4), "ratio": round(search / plain, 3)}
     if args.breakdown:

@@ -10,17 +10,27 @@ checkpoints and nnU-Net's weight initialization stay as they are. On other devic
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
+
+
+def run_in_layout(module: nn.Module, convolution: Callable[[torch.Tensor], torch.Tensor],
+                  x: torch.Tensor) -> torch.Tensor:
+    """``convolution(x)`` channels-last when ``module`` is one of these convolutions, ``x`` is on the CPU and
+    gradients are on; otherwise as it comes (also what ``cells.edge_slicing`` calls with a slice of the weights)."""
+    memory_format = getattr(module, "memory_format", None)
+    if memory_format is None or x.device.type != "cpu" or not torch.is_grad_enabled():
+        return convolution(x)
+    return convolution(x.contiguous(memory_format=memory_format)).contiguous()
 
 
 class _ChannelsLastOnCPU:
     memory_format: torch.memory_format
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or not torch.is_grad_enabled():
-            return super().forward(x)
-        return super().forward(x.contiguous(memory_format=self.memory_format)).contiguous()
+        return run_in_layout(self, super().forward, x)
 
 
 class DepthwiseConv2d(_ChannelsLastOnCPU, nn.Conv2d):

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from nnunet_iac.cells.branching import ADD, CONCAT, DIRECTIONS, MERGES
+from nnunet_iac.cells.edge_slicing import run_on_edges, sliceable
 from nnunet_iac.cells.frame import CellFrame
 from nnunet_iac.cells.topology import NUM_INPUTS, CellTopology
 from nnunet_iac.cells.layer_spec import LayerSpec
@@ -30,8 +31,10 @@ class PartialChannelEdges(nn.Module):
     channels, so parameter-free operations are computed once for all of them and each operation with
     weights runs as one grouped call over the edges (same result as separate calls, far fewer kernels).
     The zero op contributes nothing to the sum and is not computed; its alpha still acts via the softmax.
-    An operation pruned from every edge of the group (``set_active``) is not computed either: a pruning search
-    gets cheaper as it prunes. (Pruned from only some of the edges, it is computed and weighted 0 there.)
+    An operation pruned from every edge of the group (``set_active``, ``set_edge_mask``) is not computed either:
+    a pruning search gets cheaper as it prunes. One pruned from some of the edges only is computed on the others
+    alone (``cells.edge_slicing``; an operation that cannot be sliced is computed on every edge, weighted 0 where
+    pruned).
     """
 
     def __init__(self, spec: LayerSpec, channels: int, operation_names: tuple[str, ...], partial_k: int,
@@ -44,13 +47,42 @@ class PartialChannelEdges(nn.Module):
         self.sampled = channels // partial_k
         self.ops = nn.ModuleList(build_operation(name, spec, self.sampled, num_edges) for name in operation_names)
         self.computed = [i for i, name in enumerate(operation_names) if name != ZERO]
-        self.active = list(self.computed)
         self.shared = [not any(True for _ in self.ops[i].parameters()) for i in range(len(self.ops))]
+        self.sliceable = [sliceable(op, num_edges) for op in self.ops]
+        self.active = list(self.computed)
+        self.only_on = {}  # operation -> the edges (positions) it is computed on, where not every edge
+        self._edge_mask = torch.ones(num_edges, len(self.ops), dtype=torch.bool)
 
     def set_active(self, operations) -> None:
-        """Compute only these operations (indices; the zero operation is never computed)."""
+        """Compute only these operations (indices; the zero operation is never computed), on every edge."""
         keep = {int(i) for i in operations}
-        self.active = [i for i in self.computed if i in keep]
+        mask = torch.zeros_like(self._edge_mask)
+        mask[:, [i for i in range(len(self.ops)) if i in keep]] = True
+        self.set_edge_mask(mask)
+
+    def set_edge_mask(self, mask: torch.Tensor) -> None:
+        """Compute on each edge (row) only the operations (columns) ``mask`` leaves it: an operation left on no
+        edge not at all, one left on some edges on those alone where it can be sliced."""
+        mask = torch.as_tensor(mask, dtype=torch.bool).cpu()
+        if mask.shape != self._edge_mask.shape:
+            raise ValueError(f"An edge mask of shape {tuple(mask.shape)} does not fit {self.num_edges} edges x "
+                             f"{len(self.ops)} operations.")
+        self._edge_mask = mask.clone()
+        self.active = [i for i in self.computed if bool(mask[:, i].any())]
+        self.only_on = {i: torch.nonzero(mask[:, i]).flatten().tolist() for i in self.active
+                        if not self.shared[i] and self.sliceable[i] and not bool(mask[:, i].all())}
+
+    @property
+    def edge_mask(self) -> torch.Tensor:
+        """The (edges x operations) mask last set (all True by default)."""
+        return self._edge_mask.clone()
+
+    def computed_edges(self, operation: int) -> list[int]:
+        """The edges (positions) ``operation`` is computed on (all of them for a parameter-free one: it is
+        computed once for all)."""
+        if operation not in self.active:
+            return []
+        return self.only_on.get(operation, list(range(self.num_edges)))
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> list[torch.Tensor]:
         """``weights``: softmax(alpha) of the edges, shape (num_edges, ops); returns one tensor per edge."""
@@ -61,6 +93,9 @@ class PartialChannelEdges(nn.Module):
         repeated = None
         mixed = torch.zeros(grouped_shape, dtype=x.dtype, device=x.device) if not self.active else 0
         for i in self.active:
+            if i in self.only_on:
+                mixed = self._add_on_edges(mixed, i, sampled, weights, grouped_shape)
+                continue
             if self.shared[i]:
                 out = self.ops[i](sampled).unsqueeze(1)
             else:
@@ -70,6 +105,19 @@ class PartialChannelEdges(nn.Module):
             mixed = mixed + weights[:, i].reshape(broadcast) * out
         return [channel_shuffle(torch.cat([mixed[:, e], bypass], dim=1), self.partial_k)
                 for e in range(self.num_edges)]
+
+    def _add_on_edges(self, mixed, operation: int, sampled: torch.Tensor, weights: torch.Tensor,
+                      grouped_shape: tuple) -> torch.Tensor:
+        """``mixed`` plus ``operation`` weighted on the edges it is left on, computed on those alone."""
+        edges = self.only_on[operation]
+        inputs = sampled if len(edges) == 1 else sampled.repeat(1, len(edges), *([1] * (sampled.dim() - 2)))
+        out = run_on_edges(self.ops[operation], inputs, edges, self.num_edges)
+        out = out.reshape(sampled.shape[0], len(edges), *grouped_shape[2:])
+        index = torch.tensor(edges, device=sampled.device)
+        term = weights[index, operation].reshape(1, len(edges), *([1] * (len(grouped_shape) - 2))) * out
+        if not isinstance(mixed, torch.Tensor):
+            mixed = term.new_zeros(grouped_shape)
+        return mixed.index_add(1, index, term.to(mixed.dtype))
 
 
 class SearchCell(CellFrame):
@@ -90,10 +138,11 @@ class SearchCell(CellFrame):
 
     def apply_operation_mask(self, mask: torch.Tensor) -> None:
         """Compute, for the edges leaving each node, only the operations the mask (edges x ops) leaves on one of
-        them (``ArchitectureParameters.set_operation_mask`` zeroes the rest's weights)."""
+        them, each on the edges it is left on (``ArchitectureParameters.set_operation_mask`` zeroes the rest's
+        weights)."""
         for src, edges in enumerate(self.sources):
             rows = [self.topology.edge_offset(node) + src for node in self.targets(src)]
-            edges.set_active(torch.nonzero(torch.as_tensor(mask)[rows].any(dim=0)).flatten().tolist())
+            edges.set_edge_mask(torch.as_tensor(mask)[rows])
 
     def targets(self, src: int) -> range:
         """Intermediate nodes fed by graph node ``src``."""
@@ -123,5 +172,6 @@ class SearchCell(CellFrame):
 
     def feature_map_size(self, spatial_size) -> np.int64:
         voxels = np.prod(spatial_size, dtype=np.int64)
-        per_edge = sum((len(s.active) + s.partial_k) * s.sampled * s.num_edges for s in self.sources)
+        per_edge = sum((sum(len(s.computed_edges(i)) for i in s.active) + s.partial_k * s.num_edges) * s.sampled
+                       for s in self.sources)
         return super().feature_map_size(spatial_size) + voxels * per_edge

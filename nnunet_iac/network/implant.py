@@ -160,6 +160,15 @@ def implanted_decoder(network: nn.Module) -> ImplantedUNetDecoder:
     return decoder
 
 
+def mask_operations(network: nn.Module, mask) -> None:
+    """Leave on each edge only the operations ``mask`` (edges x operations) keeps: weight 0 for the others in
+    alpha's softmax, and each cell computes only what is left (how a pruning search shrinks its supernet)."""
+    decoder = implanted_decoder(network)
+    decoder.iac_architecture.set_operation_mask(mask)
+    for cell in decoder.iac_cells:
+        cell.apply_operation_mask(mask)
+
+
 @contextmanager
 def cells_at(network: nn.Module, levels: Iterable[int]) -> Iterator[None]:
     """Within the block only the cells at ``levels`` act; every other level concatenates as the base does, as it

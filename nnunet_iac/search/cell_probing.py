@@ -6,7 +6,8 @@ the cells of an implanted network, searchable or discrete:
 
 - a searchable cell runs one operation for all edges leaving a node as one grouped convolution
   (nnunet_iac/cells/search_cell.py), so the weight of edge ``j`` is the ``j``-th block of output channels;
-  each edge's block is probed on its own, operations pruned from every edge (not computed) are left out;
+  each edge's block is probed on its own, and only on the edges it is computed on (a pruned operation's
+  blocks are left out);
 - a discrete cell's operation on an edge is its own module;
 - the frame's convolutions (input reductions, output projection) are rows of their own, operation ``frame``.
 
@@ -68,9 +69,12 @@ def _search_cell_weights(level: int, cell: SearchCell, prefix: str):
         for i in edges.active:
             if edges.shared[i]:
                 continue
+            computed = set(edges.computed_edges(i))
             for name, conv in _convolutions(edges.ops[i]):
                 blocks = conv.weight.shape[0] // edges.num_edges
                 for j, node in enumerate(cell.targets(src)):
+                    if j not in computed:
+                        continue
                     yield (level, node, src, cell.operation_names[i], name, f"{prefix}.sources.{src}.ops.{i}.{name}",
                            conv.weight[j * blocks:(j + 1) * blocks])
 

@@ -4,8 +4,8 @@ An evolutionary search over discrete genotypes (issue 18, after EMONAS-Net) need
 hundreds of genotypes; training each one is out of reach, so, as in every one-shot search, the supernet whose
 cell weights the search trained stands in for them. ``genotype_forward`` makes the supernet compute one
 genotype: on each of its edges only its operation, with weight 1; every other edge contributes nothing; each
-node is the plain sum of its chosen inputs, as in the discrete cell. Operations that no chosen edge of a source
-uses are not computed, so scoring a genotype costs about what its cell costs, not the whole supernet.
+node is the plain sum of its chosen inputs, as in the discrete cell. Each operation is computed on the chosen
+edges that use it and nowhere else, so scoring a genotype costs about what its cell costs, not the whole supernet.
 
 What it does not reproduce: PC-DARTS' partial channels (1/K of the channels go through the operation, the rest
 bypass it), which the discrete cell does not have. The score ranks genotypes; it is not their retrained Dice.
@@ -50,7 +50,7 @@ def genotype_forward(network: nn.Module, genotype: Genotype) -> Iterator[None]:
     architecture = decoder.iac_architecture
     names = tuple(decoder.iac_cells[0].operation_names)
     op_weights, edge_weights = one_hot_weights(genotype, architecture.topology, names)
-    computed_before = [[list(edges.active) for edges in cell.sources] for cell in decoder.iac_cells]
+    computed_before = [[edges.edge_mask for edges in cell.sources] for cell in decoder.iac_cells]
     architecture.fix_weights(op_weights, edge_weights)
     try:
         for cell in decoder.iac_cells:
@@ -59,5 +59,5 @@ def genotype_forward(network: nn.Module, genotype: Genotype) -> Iterator[None]:
     finally:
         architecture.fix_weights(None)
         for cell, before in zip(decoder.iac_cells, computed_before):
-            for edges, active in zip(cell.sources, before):
-                edges.active = active
+            for edges, mask in zip(cell.sources, before):
+                edges.set_edge_mask(mask)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from nnunet_iac.cells.operations import ZERO
-from nnunet_iac.network.implant import implanted_decoder
+from nnunet_iac.network.implant import implanted_decoder, mask_operations
 from nnunet_iac.search.pc_darts import PCDartsStrategy
 
 
@@ -50,11 +50,7 @@ class OperationPruningStrategy(PCDartsStrategy):
 
     def apply_mask(self, mask: torch.Tensor | None = None) -> None:
         """Put ``mask`` (default: the strategy's own) into the supernet's weights and cells."""
-        mask = self.mask if mask is None else mask
-        decoder = implanted_decoder(self.network)
-        decoder.iac_architecture.set_operation_mask(mask)
-        for cell in decoder.iac_cells:
-            cell.apply_operation_mask(mask)
+        mask_operations(self.network, self.mask if mask is None else mask)
 
     def finished(self) -> bool:
         return self.mask is not None and all(len(self.active(e)) == 1 for e in range(self.num_edges))

@@ -16,8 +16,9 @@ states its own rule, written from that description:
   the edges are chosen by beta as before). The trainer then stops.
 
 ``zero`` is never pruned: it is never computed, and its alpha scales the edge as in PC-DARTS. Pruned
-operations get weight 0 (alpha's softmax over the rest), and an operation pruned from every edge that
-leaves a node is not computed any more, so iterations get cheaper as the search prunes. The mask, the
+operations get weight 0 (alpha's softmax over the rest) and are not computed any more (on the edges of a node
+where an operation is left it runs on those alone, ``cells.edge_slicing``), so iterations get cheaper as the
+search prunes. The mask, the
 previous distributions and the stability counts are the strategy's checkpointed state: a search continued
 with ``--c`` prunes exactly as the uninterrupted one. Every epoch's row of ``search_history.json`` has
 ``strategy_fields``: operations left, edges pruned this epoch, the JS divergences (median and max).
