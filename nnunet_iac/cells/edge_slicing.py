@@ -10,8 +10,9 @@ parameters and the same result on those edges, the cost of those edges alone, an
 blocks (as when they are weighted by 0).
 
 An operation holding a layer this module cannot slice (a norm with running statistics, a transposed or
-non-zero-padded convolution, anything unknown) is not sliceable; the cell then computes it on every edge, as
-before.
+non-zero-padded convolution, a layer that mixes or drops channels such as GroupNorm, Softmax or Dropout,
+anything not on the list of elementwise nonlinearities) is not sliceable; the cell then computes it on every
+edge, as before.
 """
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ def _layers(operation: nn.Module) -> list[nn.Module]:
     return [operation]
 
 
-def _stateless(layer: nn.Module) -> bool:
-    return not list(layer.children()) and not any(True for _ in layer.parameters()) \
-        and not any(True for _ in layer.buffers())
+# Nonlinearities that act on each value alone (no parameters, no randomness), whatever the channels around it.
+_ELEMENTWISE = (nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+                nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus)
 
 
 def _sliceable_layer(layer: nn.Module, num_edges: int) -> bool:
@@ -43,7 +44,7 @@ def _sliceable_layer(layer: nn.Module, num_edges: int) -> bool:
                 and layer.groups % num_edges == 0 and layer.out_channels % num_edges == 0)
     if isinstance(layer, _InstanceNorm):
         return not layer.track_running_stats and layer.num_features % num_edges == 0
-    return _stateless(layer)
+    return isinstance(layer, _ELEMENTWISE)
 
 
 def sliceable(operation: nn.Module, num_edges: int) -> bool:

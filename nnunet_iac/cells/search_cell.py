@@ -51,6 +51,7 @@ class PartialChannelEdges(nn.Module):
         self.sliceable = [sliceable(op, num_edges) for op in self.ops]
         self.active = list(self.computed)
         self.only_on = {}  # operation -> the edges (positions) it is computed on, where not every edge
+        self._edge_index = {}  # (operation, device) -> only_on[operation] as a tensor, made once per mask
         self._edge_mask = torch.ones(num_edges, len(self.ops), dtype=torch.bool)
 
     def set_active(self, operations) -> None:
@@ -71,6 +72,7 @@ class PartialChannelEdges(nn.Module):
         self.active = [i for i in self.computed if bool(mask[:, i].any())]
         self.only_on = {i: torch.nonzero(mask[:, i]).flatten().tolist() for i in self.active
                         if not self.shared[i] and self.sliceable[i] and not bool(mask[:, i].all())}
+        self._edge_index = {}
 
     @property
     def edge_mask(self) -> torch.Tensor:
@@ -113,11 +115,19 @@ class PartialChannelEdges(nn.Module):
         inputs = sampled if len(edges) == 1 else sampled.repeat(1, len(edges), *([1] * (sampled.dim() - 2)))
         out = run_on_edges(self.ops[operation], inputs, edges, self.num_edges)
         out = out.reshape(sampled.shape[0], len(edges), *grouped_shape[2:])
-        index = torch.tensor(edges, device=sampled.device)
+        index = self._index(operation, sampled.device)
         term = weights[index, operation].reshape(1, len(edges), *([1] * (len(grouped_shape) - 2))) * out
         if not isinstance(mixed, torch.Tensor):
             mixed = term.new_zeros(grouped_shape)
         return mixed.index_add(1, index, term.to(mixed.dtype))
+
+    def _index(self, operation: int, device: torch.device) -> torch.Tensor:
+        """``only_on[operation]`` as a tensor on ``device``, copied there once per mask, not at every forward (a
+        copy from host memory would make every CUDA forward wait)."""
+        key = (operation, device)
+        if key not in self._edge_index:
+            self._edge_index[key] = torch.tensor(self.only_on[operation], device=device)
+        return self._edge_index[key]
 
 
 class SearchCell(CellFrame):

@@ -7,7 +7,8 @@ the cells of an implanted network, searchable or discrete:
 - a searchable cell runs one operation for all edges leaving a node as one grouped convolution
   (nnunet_iac/cells/search_cell.py), so the weight of edge ``j`` is the ``j``-th block of output channels;
   each edge's block is probed on its own, and only on the edges it is computed on (a pruned operation's
-  blocks are left out);
+  blocks are left out; an operation the cell cannot slice, ``cells.edge_slicing``, is computed and probed on
+  every edge of a node where it is left on one);
 - a discrete cell's operation on an edge is its own module;
 - the frame's convolutions (input reductions, output projection) are rows of their own, operation ``frame``.
 

@@ -5,7 +5,8 @@ hundreds of genotypes; training each one is out of reach, so, as in every one-sh
 cell weights the search trained stands in for them. ``genotype_forward`` makes the supernet compute one
 genotype: on each of its edges only its operation, with weight 1; every other edge contributes nothing; each
 node is the plain sum of its chosen inputs, as in the discrete cell. Each operation is computed on the chosen
-edges that use it and nowhere else, so scoring a genotype costs about what its cell costs, not the whole supernet.
+edges that use it and nowhere else (an operation the cell cannot slice, ``cells.edge_slicing``, on every edge of
+a node that uses it once), so scoring a genotype costs about what its cell costs, not the whole supernet.
 
 What it does not reproduce: PC-DARTS' partial channels (1/K of the channels go through the operation, the rest
 bypass it), which the discrete cell does not have. The score ranks genotypes; it is not their retrained Dice.

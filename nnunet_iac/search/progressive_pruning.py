@@ -17,8 +17,9 @@ states its own rule, written from that description:
 
 ``zero`` is never pruned: it is never computed, and its alpha scales the edge as in PC-DARTS. Pruned
 operations get weight 0 (alpha's softmax over the rest) and are not computed any more (on the edges of a node
-where an operation is left it runs on those alone, ``cells.edge_slicing``), so iterations get cheaper as the
-search prunes. The mask, the
+where an operation is left it runs on those alone, ``cells.edge_slicing``; one it cannot slice, e.g. with a
+BatchNorm base, still runs on every edge of that node, weighted 0 where pruned), so iterations get cheaper as
+the search prunes. The mask, the
 previous distributions and the stability counts are the strategy's checkpointed state: a search continued
 with ``--c`` prunes exactly as the uninterrupted one. Every epoch's row of ``search_history.json`` has
 ``strategy_fields``: operations left, edges pruned this epoch, the JS divergences (median and max).

@@ -131,3 +131,41 @@ def test_edges_computed_alone_under_autocast_match_the_grouped_calls():
     assert sorted(edges.only_on) == [NAMES.index("sep_conv_3x3"), NAMES.index("dil_conv_3x3")]
     assert all(a.dtype == b.dtype and torch.allclose(a.float(), b.float(), atol=0.05, rtol=0.05)
                for a, b in zip(out, reference))
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_sliced_and_grouped_cells_agree_on_outputs_and_every_gradient(dim):
+    """Operations left on edges with gaps between them (0 and 2), on one edge, on all: outputs and the gradients
+    of the input, of alpha (through the masked softmax the search takes, so a pruned operation's weight is 0
+    with no gradient) and of every parameter are the grouped call's."""
+    channels, k, num_edges = 8, 2, 3
+    mask = _mask(num_edges, {"sep_conv_3x3": [0, 2], "dil_conv_5x5": [1], "sep_conv_5x5": [0, 1, 2],
+                             "identity": [1]})
+    results = []
+    for slicing in (True, False):
+        torch.manual_seed(0)
+        edges = _randomized(PartialChannelEdges(SPECS[dim], channels, NAMES, partial_k=k, num_edges=num_edges))
+        if not slicing:
+            edges.sliceable = [False] * len(NAMES)
+        edges.set_edge_mask(mask)
+        torch.manual_seed(3)
+        x = torch.randn(2, channels, *SPATIAL[dim], requires_grad=True)
+        alpha = torch.randn(mask.shape, generator=torch.Generator().manual_seed(2), requires_grad=True)
+        out = edges(x, torch.softmax(alpha.masked_fill(~mask, float("-inf")), dim=-1))
+        sum((o * torch.linspace(-1, 1, o.numel()).reshape(o.shape)).sum() for o in out).backward()
+        results.append((out, x.grad, alpha.grad, [p.grad for p in edges.parameters()], sorted(edges.only_on)))
+    sliced, grouped = results
+    assert sliced[4] == [NAMES.index("sep_conv_3x3"), NAMES.index("dil_conv_5x5")] and grouped[4] == []
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(sliced[0], grouped[0]))
+    assert torch.allclose(sliced[1], grouped[1], atol=1e-5)
+    assert torch.allclose(sliced[2], grouped[2], atol=1e-5)
+    for a, b in zip(sliced[3], grouped[3]):
+        assert (a is None) == (b is None) and (a is None or torch.allclose(a, b, atol=1e-4))
+
+
+@pytest.mark.parametrize("layer", [nn.GroupNorm(2, 8, affine=False), nn.Dropout2d(0.5), nn.Softmax(dim=1),
+                                   nn.ChannelShuffle(2), nn.GLU(dim=1), nn.PReLU()])
+def test_layers_that_mix_drop_or_own_channels_are_not_sliceable(layer):
+    conv = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+    assert sliceable(nn.Sequential(conv, nn.LeakyReLU()), 2)
+    assert not sliceable(nn.Sequential(conv, layer), 2)

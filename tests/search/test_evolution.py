@@ -233,3 +233,27 @@ def test_the_strategy_evolves_a_front_once_and_reports_the_chosen_genotype(tmp_p
     resumed.load_state_dict(strategy.state_dict())
     resumed.end_search(trainer.validation_step, lambda: pytest.fail("a continued, evolved search drew a batch"))
     assert resumed.result == record
+
+
+def test_genotype_forward_restores_a_pruned_supernets_edge_masks():
+    """A pruning search's mask (some operations left on some edges of a node) is the supernet's again afterwards,
+    with the same edges computed alone."""
+    from nnunet_iac.network.implant import mask_operations
+    network = _supernet()
+    mask = torch.ones(TOPOLOGY.num_edges, len(NAMES), dtype=torch.bool)
+    mask[::2, NAMES.index("sep_conv_3x3")] = False
+    mask[1::3, NAMES.index("dil_conv_5x5")] = False
+    mask_operations(network, mask)
+    cells = implanted_decoder(network).iac_cells
+    before = [[(g.edge_mask, dict(g.only_on)) for g in cell.sources] for cell in cells]
+    assert any(g.only_on for cell in cells for g in cell.sources)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        reference = network(x)
+        with genotype_forward(network, _genotype()):
+            network(x)
+        after = network(x)
+    assert torch.equal(after, reference)
+    for cell, saved in zip(cells, before):
+        for g, (edge_mask, only_on) in zip(cell.sources, saved):
+            assert torch.equal(g.edge_mask, edge_mask) and g.only_on == only_on

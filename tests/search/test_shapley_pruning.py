@@ -81,3 +81,5 @@ def test_a_continued_search_prunes_as_the_uninterrupted_one():
     assert np.array_equal(np.isnan(resumed.values), np.isnan(strategy.values))
     for a, b in zip(implanted_decoder(resumed_network).iac_cells, implanted_decoder(network).iac_cells):
         assert [g.active for g in a.sources] == [g.active for g in b.sources]
+        assert [g.only_on for g in a.sources] == [g.only_on for g in b.sources]
+        assert all(torch.equal(g.edge_mask, h.edge_mask) for g, h in zip(a.sources, b.sources))
