@@ -8,8 +8,8 @@ supervision), on whatever device is given. Usage:
     python -m benchmarks.iteration_cost --batch 32 --iterations 10 --operations one
 
 ``--operations`` times the supernet as a pruning search leaves it: ``all`` (PC-DARTS throughout, and a pruning
-search before it prunes), ``one`` (one operation left on every edge, drawn with --mask-seed: where LTH and
-Shapley end) and ``none`` (only ``zero`` left: the cells' frame alone, the least any search of these cells can
+search before it prunes), ``two`` / ``one`` (two operations / one left on every edge, drawn with --mask-seed:
+LTH's last epochs, where LTH and Shapley end) and ``none`` (only ``zero`` left: the cells' frame alone, the least any search of these cells can
 cost per iteration). ``computed_edge_operations`` counts the (operation, edge) pairs one forward computes (a
 parameter-free operation counts on every edge of its node: it is computed once for all of them).
 """
@@ -62,10 +62,11 @@ def operation_mask(network, kind: str, seed: int = 0) -> torch.Tensor | None:
     decoder = implanted_decoder(network)
     names = decoder.iac_cells[0].operation_names
     mask = torch.tensor([[name == ZERO for name in names]] * decoder.iac_architecture.alpha.shape[0])
-    if kind == "one":
-        choices = [i for i, name in enumerate(names) if name != ZERO]
-        drawn = torch.randint(len(choices), (mask.shape[0],), generator=torch.Generator().manual_seed(seed))
-        for edge, choice in enumerate(drawn.tolist()):
+    left = {"one": 1, "two": 2}.get(kind, 0)
+    choices = [i for i, name in enumerate(names) if name != ZERO]
+    generator = torch.Generator().manual_seed(seed)
+    for edge in range(mask.shape[0] if left else 0):
+        for choice in torch.randperm(len(choices), generator=generator)[:left].tolist():
             mask[edge, choices[choice]] = True
     return mask
 
@@ -100,7 +101,7 @@ def main():
     parser.add_argument("--cell-optimizer", choices=("sgd", "adas"), default="sgd",
                         help="the cells' optimizer (nnUNet_IAC_cell_optimizer); Adas keeps one parameter group per "
                              "cell convolution, whose step may cost more than SGD's single group (issue 17)")
-    parser.add_argument("--operations", choices=("all", "one", "none"), default="all",
+    parser.add_argument("--operations", choices=("all", "two", "one", "none"), default="all",
                         help="operations left on every edge: all (default), one (drawn with --mask-seed; where a "
                              "pruning search ends), none (the cells' frame alone)")
     parser.add_argument("--mask-seed", type=int, default=0)

@@ -49,8 +49,10 @@ def test_operation_masks_leave_zero_and_the_drawn_operation():
     supernet = implant_search_cells(hippocampus_2d_unet())
     assert iteration_cost.operation_mask(supernet, "all") is None
     one = iteration_cost.operation_mask(supernet, "one", seed=3)
+    two = iteration_cost.operation_mask(supernet, "two", seed=3)
     none = iteration_cost.operation_mask(supernet, "none")
     zero = supernet.decoder.iac_cells[0].operation_names.index("zero")
     assert one.sum(dim=1).tolist() == [2] * one.shape[0] and one[:, zero].all()
+    assert two.sum(dim=1).tolist() == [3] * two.shape[0] and two[:, zero].all()
     assert none.sum(dim=1).tolist() == [1] * none.shape[0] and none[:, zero].all()
     assert not torch.equal(one, iteration_cost.operation_mask(supernet, "one", seed=4))
