@@ -9,8 +9,8 @@ supervision), on whatever device is given. Usage:
 
 ``--operations`` times the supernet as a pruning search leaves it: ``all`` (PC-DARTS throughout, and a pruning
 search before it prunes), ``two`` / ``one`` (two operations / one left on every edge, drawn with --mask-seed:
-LTH's last epochs, where LTH and Shapley end) and ``none`` (only ``zero`` left: the cells' frame alone, the least any search of these cells can
-cost per iteration). ``computed_edge_operations`` counts the (operation, edge) pairs one forward computes (a
+LTH's last epochs / where LTH and Shapley end) and ``none`` (only ``zero`` left: the cells' frame alone, the
+least any search of these cells can cost per iteration). ``computed_edge_operations`` counts the (operation, edge) pairs one forward computes (a
 parameter-free operation counts on every edge of its node: it is computed once for all of them).
 """
 from __future__ import annotations
@@ -62,11 +62,15 @@ def operation_mask(network, kind: str, seed: int = 0) -> torch.Tensor | None:
     decoder = implanted_decoder(network)
     names = decoder.iac_cells[0].operation_names
     mask = torch.tensor([[name == ZERO for name in names]] * decoder.iac_architecture.alpha.shape[0])
-    left = {"one": 1, "two": 2}.get(kind, 0)
     choices = [i for i, name in enumerate(names) if name != ZERO]
     generator = torch.Generator().manual_seed(seed)
-    for edge in range(mask.shape[0] if left else 0):
-        for choice in torch.randperm(len(choices), generator=generator)[:left].tolist():
+    if kind == "one":  # the draw docs/search.md's one-per-edge rows were measured with
+        drawn = [[c] for c in torch.randint(len(choices), (mask.shape[0],), generator=generator).tolist()]
+    else:
+        drawn = [torch.randperm(len(choices), generator=generator)[:2].tolist() if kind == "two" else []
+                 for _ in range(mask.shape[0])]
+    for edge, picked in enumerate(drawn):
+        for choice in picked:
             mask[edge, choices[choice]] = True
     return mask
 
@@ -102,8 +106,8 @@ def main():
                         help="the cells' optimizer (nnUNet_IAC_cell_optimizer); Adas keeps one parameter group per "
                              "cell convolution, whose step may cost more than SGD's single group (issue 17)")
     parser.add_argument("--operations", choices=("all", "two", "one", "none"), default="all",
-                        help="operations left on every edge: all (default), one (drawn with --mask-seed; where a "
-                             "pruning search ends), none (the cells' frame alone)")
+                        help="operations left on every edge: all (default), two or one (drawn with --mask-seed; "
+                             "where a pruning search ends), none (the cells' frame alone)")
     parser.add_argument("--mask-seed", type=int, default=0)
     parser.add_argument("--grouped-only", action="store_true",
                         help="compute an operation left on some edges of a node on all of them, weighted 0 where "

@@ -52,16 +52,12 @@ def sliceable(operation: nn.Module, num_edges: int) -> bool:
     return all(_sliceable_layer(layer, num_edges) for layer in _layers(operation))
 
 
-def _rows(tensor: torch.Tensor, edges: list[int], num_edges: int) -> torch.Tensor:
-    """The blocks of dim 0 that belong to ``edges`` (a view when they are consecutive)."""
-    block = tensor.shape[0] // num_edges
-    if edges == list(range(edges[0], edges[0] + len(edges))):
-        return tensor.narrow(0, edges[0] * block, len(edges) * block)
-    index = torch.cat([torch.arange(e * block, (e + 1) * block, device=tensor.device) for e in edges])
-    return tensor.index_select(0, index)
+def _rows(tensor: torch.Tensor, edges, num_edges: int) -> torch.Tensor:
+    """The blocks of dim 0 that belong to ``edges``."""
+    return tensor.unflatten(0, (num_edges, -1))[edges].flatten(0, 1)
 
 
-def _run_layer(layer: nn.Module, x: torch.Tensor, edges: list[int], num_edges: int) -> torch.Tensor:
+def _run_layer(layer: nn.Module, x: torch.Tensor, edges, num_edges: int) -> torch.Tensor:
     if isinstance(layer, _ConvNd):
         weight = _rows(layer.weight, edges, num_edges)
         bias = None if layer.bias is None else _rows(layer.bias, edges, num_edges)
@@ -76,9 +72,10 @@ def _run_layer(layer: nn.Module, x: torch.Tensor, edges: list[int], num_edges: i
     return layer(x)
 
 
-def run_on_edges(operation: nn.Module, x: torch.Tensor, edges: list[int], num_edges: int) -> torch.Tensor:
+def run_on_edges(operation: nn.Module, x: torch.Tensor, edges, num_edges: int) -> torch.Tensor:
     """``operation`` (built for ``num_edges`` edges, ``sliceable``) on ``x``: the inputs of ``edges`` (sorted
-    positions among the ``num_edges``) side by side on the channel axis; returns their outputs the same way."""
+    positions among the ``num_edges``, a list or an index tensor on ``x``'s device) side by side on the channel
+    axis; returns their outputs the same way."""
     for layer in _layers(operation):
         x = _run_layer(layer, x, edges, num_edges)
     return x

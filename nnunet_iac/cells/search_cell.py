@@ -111,12 +111,12 @@ class PartialChannelEdges(nn.Module):
     def _add_on_edges(self, mixed, operation: int, sampled: torch.Tensor, weights: torch.Tensor,
                       grouped_shape: tuple) -> torch.Tensor:
         """``mixed`` plus ``operation`` weighted on the edges it is left on, computed on those alone."""
-        edges = self.only_on[operation]
-        inputs = sampled if len(edges) == 1 else sampled.repeat(1, len(edges), *([1] * (sampled.dim() - 2)))
-        out = run_on_edges(self.ops[operation], inputs, edges, self.num_edges)
-        out = out.reshape(sampled.shape[0], len(edges), *grouped_shape[2:])
         index = self._index(operation, sampled.device)
-        term = weights[index, operation].reshape(1, len(edges), *([1] * (len(grouped_shape) - 2))) * out
+        edges = len(index)
+        inputs = sampled if edges == 1 else sampled.repeat(1, edges, *([1] * (sampled.dim() - 2)))
+        out = run_on_edges(self.ops[operation], inputs, index, self.num_edges)
+        out = out.reshape(sampled.shape[0], edges, *grouped_shape[2:])
+        term = weights[index, operation].reshape(1, edges, *([1] * (len(grouped_shape) - 2))) * out
         if not isinstance(mixed, torch.Tensor):
             mixed = term.new_zeros(grouped_shape)
         return mixed.index_add(1, index, term.to(mixed.dtype))
