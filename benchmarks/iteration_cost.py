@@ -66,9 +66,10 @@ def operation_mask(network, kind: str, seed: int = 0) -> torch.Tensor | None:
     generator = torch.Generator().manual_seed(seed)
     if kind == "one":  # the draw docs/search.md's one-per-edge rows were measured with
         drawn = [[c] for c in torch.randint(len(choices), (mask.shape[0],), generator=generator).tolist()]
-    else:
-        drawn = [torch.randperm(len(choices), generator=generator)[:2].tolist() if kind == "two" else []
-                 for _ in range(mask.shape[0])]
+    elif kind == "two":
+        drawn = [torch.randperm(len(choices), generator=generator)[:2].tolist() for _ in range(mask.shape[0])]
+    else:  # "none": only the zero operation stays on every edge
+        drawn = [[] for _ in range(mask.shape[0])]
     for edge, picked in enumerate(drawn):
         for choice in picked:
             mask[edge, choices[choice]] = True

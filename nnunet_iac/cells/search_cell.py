@@ -112,11 +112,11 @@ class PartialChannelEdges(nn.Module):
                       grouped_shape: tuple) -> torch.Tensor:
         """``mixed`` plus ``operation`` weighted on the edges it is left on, computed on those alone."""
         index = self._index(operation, sampled.device)
-        edges = len(index)
-        inputs = sampled if edges == 1 else sampled.repeat(1, edges, *([1] * (sampled.dim() - 2)))
+        num_on = len(index)
+        inputs = sampled if num_on == 1 else sampled.repeat(1, num_on, *([1] * (sampled.dim() - 2)))
         out = run_on_edges(self.ops[operation], inputs, index, self.num_edges)
-        out = out.reshape(sampled.shape[0], edges, *grouped_shape[2:])
-        term = weights[index, operation].reshape(1, edges, *([1] * (len(grouped_shape) - 2))) * out
+        out = out.reshape(sampled.shape[0], num_on, *grouped_shape[2:])
+        term = weights[index, operation].reshape(1, num_on, *([1] * (len(grouped_shape) - 2))) * out
         if not isinstance(mixed, torch.Tensor):
             mixed = term.new_zeros(grouped_shape)
         return mixed.index_add(1, index, term.to(mixed.dtype))
