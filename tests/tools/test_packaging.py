@@ -5,8 +5,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = ("nnUNetTrainerIACSearch", "nnUNetTrainerIACRetrain", "nnUNetTrainerIACRetrainTrial",
             "nnUNetTrainerIACSearch_50epochs", "nnUNetTrainerIACSearch_noDA", "nnUNetTrainerIACRetrain_noDA")
