@@ -36,7 +36,7 @@ from nnunet_iac.benchmark import arm_names
 from nnunet_iac.benchmark.budgets import Budget
 from nnunet_iac.benchmark.regimes import SHORT, Regime
 from nnunet_iac.benchmark.datasets import CaseSet, channel_count, image_names
-from nnunet_iac.benchmark.paired_statistics import evaluation_summary
+from nnunet_iac.benchmark.case_dice import evaluation_summary
 from nnunet_iac.benchmark.plans import BENCH_PLANS, CONFIGURATION, random_plans_name, seed_plans_name, selected_plans_name
 from nnunet_iac.benchmark.stages import StageRunner
 
@@ -243,9 +243,13 @@ class ArmRunner:
         return math.ceil(batches / self.budget.iterations_per_epoch)
 
     def train_control(self, arm: Arm, seed: int, batches: int):
+        """The control for ``batches`` training batches; where the regime predicts with the best epoch, that epoch
+        is chosen among the control's last retrain-epochs epochs only, as many candidates as IAC's retrain has
+        (issue 37; nnunet_iac.nnunet.best_epoch_window)."""
         env = {**self._epochs_env("nnUNet_BENCH_", self.control_epochs(batches)),
                "nnUNet_BENCH_final_validation": "0", "nnUNet_BENCH_seed": str(seed),
-               "nnUNet_BENCH_initial_checkpoint": str(self.base_checkpoint)}
+               "nnUNet_BENCH_initial_checkpoint": str(self.base_checkpoint),
+               "nnUNet_BENCH_best_window": str(self.budget.retrain_epochs)}
         return self.train(control_stage(arm), arm, env)
 
     def predict(self, arm: Arm, sets: list[CaseSet], raw_dataset_json: dict, folder: Path, stage: str | None = None):

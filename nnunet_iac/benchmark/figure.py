@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_iac.benchmark.arm_names import group_of
-from nnunet_iac.benchmark.paired_statistics import SETS, bootstrap_interval
+from nnunet_iac.benchmark.case_dice import SETS
+from nnunet_iac.benchmark.intervals import bootstrap_interval
 
 
 def mean_with_interval(values: list[float]) -> tuple[float, float, float]:

@@ -1,9 +1,15 @@
-"""Paired differences between two arms on the same cases: mean, bootstrap 95 % interval, Wilcoxon p-value.
+"""Paired differences between two arms on the same cases: mean, bootstrap 95 % intervals, Wilcoxon p-value.
 
 Every arm of the benchmark predicts the same validation and test cases, so the honest comparison is per case:
-one number per case (its foreground Dice, the mean over classes of nnU-Net's per-case Dice), the difference
-of two arms case by case, and an interval over cases. A mean difference of 0.2 points between arms whose
+one number per case (its foreground Dice under the paired empty-case rule, nnunet_iac/benchmark/case_dice.py),
+the difference of two arms case by case, and an interval. A mean difference of 0.2 points between arms whose
 per-case Dice spread by 5 points means nothing without it (issue 14).
+
+Each row holds two 95 % intervals (nnunet_iac/benchmark/intervals.py): over cases, of the per-case mean of each
+side's seeds (the seeds' average model held fixed), and over cases and seeds together (each side's seeds
+resampled too), the one to read where a side has several seeds. Its p-values are Wilcoxon signed-rank tests of
+the per-case differences, also adjusted by Holm's method over the rows of the set, since a table of many
+comparisons has some small p-values by chance alone.
 
 Also a command for finished runs: ``nnunet-iac benchmark-stats OUT [OUT...]`` prints the paired
 table of each benchmark folder from the ``*_summary.json`` files nnU-Net's evaluation left in it.
@@ -11,8 +17,6 @@ table of each benchmark folder from the ``*_summary.json`` files nnU-Net's evalu
 from __future__ import annotations
 
 import argparse
-import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,66 +24,50 @@ from scipy.stats import wilcoxon
 
 from nnunet_iac.benchmark.arm_names import (BASE, IAC, RANDOM, SELECTED, group_of, is_control, is_iac_variant,
                                             mean_label)
-
-BOOTSTRAP_SAMPLES = 10_000
-BOOTSTRAP_SEED = 0
-SETS = ("validation", "test")
-
-
-def per_case_dice(summary_file: Path) -> dict[str, float]:
-    """Case name -> mean Dice over the foreground classes of one case, from nnU-Net's ``summary.json``.
-
-    A class absent from both reference and prediction has Dice NaN in nnU-Net's file; it is left out of the
-    case's mean (a case with no class at all is left out)."""
-    cases = {}
-    for row in json.loads(Path(summary_file).read_text())["metric_per_case"]:
-        values = [m["Dice"] for m in row["metrics"].values() if m["Dice"] is not None and not math.isnan(m["Dice"])]
-        if values:
-            cases[Path(row["reference_file"]).name] = float(np.mean(values))
-    return cases
+from nnunet_iac.benchmark.case_dice import NNUNET, PAIRED, RULES, SETS, arm_cases, evaluation_summary
+from nnunet_iac.benchmark.intervals import (BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, LEVEL, bootstrap_interval, holm,
+                                            seed_and_case_interval)
 
 
-def evaluation_summary(predictions: Path, arm: str, case_set: str) -> Path:
-    """Where the benchmark keeps nnUNetv2_evaluate_folder's summary of one arm on one set."""
-    return Path(predictions) / arm / f"{case_set}_summary.json"
+def statistics_method() -> dict:
+    """What the paired tables rest on, for results.json and the report's text (issue 37)."""
+    return {"level": LEVEL, "bootstrap_samples": BOOTSTRAP_SAMPLES, "bootstrap_seed": BOOTSTRAP_SEED,
+            "interval_cases": "percentile bootstrap over cases of the per-case differences of each side's seed mean",
+            "interval_seeds_and_cases": "percentile bootstrap resampling the cases (paired) and each side's seeds "
+                                        "(deviations widened by sqrt(s/(s-1))); measured coverage at 3 seeds per "
+                                        "side where seeds dominate: 87 % for 95 % nominal (tests/bench/"
+                                        "test_intervals.py)",
+            "p_values": "two-sided Wilcoxon signed-rank of the per-case differences; Holm-adjusted over each set's "
+                        "rows",
+            "empty_rule_paired": RULES[PAIRED], "empty_rule_headline": RULES[NNUNET]}
 
 
-def arm_cases(predictions: Path, arm: str) -> dict[str, dict[str, float]]:
-    """``per_case_dice`` of one arm on every set, from its evaluation summaries."""
-    return {case_set: per_case_dice(evaluation_summary(predictions, arm, case_set)) for case_set in SETS}
+def _seeds(arm) -> list[dict[str, float]]:
+    """One arm's per-case Dice as a list of seeds (a single dict is one seed)."""
+    return [arm] if isinstance(arm, dict) else list(arm)
 
 
-def bootstrap_interval(values, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
-    """Percentile bootstrap 95 % interval of the mean of ``values`` (resampled with replacement; a fixed seed,
-    so that a report is reproducible)."""
-    data = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, len(data), size=(samples, len(data)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
+def paired_difference(a, b, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """``a - b`` over the cases every seed of both has.
 
-
-def paired_difference(a: dict[str, float], b: dict[str, float], samples: int = BOOTSTRAP_SAMPLES,
-                      seed: int = BOOTSTRAP_SEED) -> dict:
-    """``a - b`` over the cases both have: mean, percentile bootstrap 95 % interval (cases resampled with
-    replacement, fixed seed so a report is reproducible) and the two-sided Wilcoxon signed-rank p-value."""
-    common = sorted(set(a) & set(b))
+    ``a`` and ``b`` are one arm's per-case Dice (case -> Dice) or a list of them, one per training seed. The
+    mean is that of the per-case differences of the seeds' means; ``ci95`` the percentile bootstrap interval
+    over cases of those differences; ``ci95_seeds_and_cases`` resamples each side's seeds as well; ``seeds``
+    how many each side has, ``seed_means`` each seed's mean Dice over the shared cases (the seed spread beside
+    the case interval); ``wilcoxon_p`` the two-sided signed-rank p-value of the per-case differences."""
+    a, b = _seeds(a), _seeds(b)
+    common = sorted(set.intersection(*(set(arm) for arm in a + b)))
     if not common:
         raise ValueError("The two arms share no case; were they evaluated on the same set?")
-    differences = np.array([a[case] - b[case] for case in common])
+    matrix_a, matrix_b = (np.array([[arm[case] for case in common] for arm in side]) for side in (a, b))
+    differences = matrix_a.mean(axis=0) - matrix_b.mean(axis=0)
     low, high = bootstrap_interval(differences, samples, seed)
-    if np.all(differences == 0):
-        p_value = 1.0
-    else:
-        p_value = float(wilcoxon(differences, zero_method="wilcox").pvalue)
-    return {"n": len(common), "mean": float(differences.mean()), "ci95": [float(low), float(high)],
+    both_low, both_high = seed_and_case_interval(matrix_a, matrix_b, samples, seed)
+    p_value = 1.0 if np.all(differences == 0) else float(wilcoxon(differences, zero_method="wilcox").pvalue)
+    return {"n": len(common), "mean": float(differences.mean()), "ci95": [low, high],
+            "ci95_seeds_and_cases": [both_low, both_high], "seeds": [len(a), len(b)],
+            "seed_means": [matrix_a.mean(axis=1).tolist(), matrix_b.mean(axis=1).tolist()],
             "wilcoxon_p": p_value}
-
-
-def mean_over_seeds(arms: list[dict[str, float]]) -> dict[str, float]:
-    """Per-case mean of several seeds of one arm (the cases all seeds have): the seeds' average model."""
-    common = set.intersection(*(set(arm) for arm in arms))
-    return {case: float(np.mean([arm[case] for arm in arms])) for case in common}
 
 
 def _groups(arms) -> dict[str, list[str]]:
@@ -89,37 +77,46 @@ def _groups(arms) -> dict[str, list[str]]:
     return groups
 
 
-def _reference(name: str, members: list[str], cases: dict, case_set: str) -> tuple[str, dict[str, float]]:
-    """A group as one reference: the arm itself, or the per-case mean of its seeds."""
-    if len(members) == 1:
-        return members[0], cases[members[0]][case_set]
-    return mean_label(name), mean_over_seeds([cases[m][case_set] for m in members])
+def _reference(name: str, members: list[str], cases: dict, case_set: str) -> tuple[str, list[dict[str, float]]]:
+    """A group as one reference: the arm itself, or its seeds together under the group's mean label."""
+    seeds = [cases[m][case_set] for m in members]
+    return (members[0], seeds) if len(members) == 1 else (mean_label(name), seeds)
+
+
+def _mean_dice(seeds: list[dict[str, float]]) -> float:
+    return float(np.mean([np.mean(list(seed.values())) for seed in seeds]))
+
+
+def _with_holm(rows: dict) -> dict:
+    """Each row's Wilcoxon p adjusted by Holm over the set's rows (``holm_p``), and the rows' count."""
+    adjusted = holm([r["wilcoxon_p"] for r in rows.values()])
+    return {name: {**r, "holm_p": p, "comparisons": len(rows)} for (name, r), p in zip(rows.items(), adjusted)}
 
 
 def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]]) -> dict:
     """For each set, IAC against every other arm, in rows ``"<a> - <b>"``.
 
-    ``cases[arm][set]`` is ``per_case_dice`` of that arm's predictions of that set; arms are grouped by name
-    (nnunet_iac/benchmark/arm_names.py). Every IAC seed, the retrained choice of ``nnunet-iac select`` where there is
-    one, and the per-case mean of the seeds, is compared with the base,
-    each control (the mean of its seeds where it has several) and the random genotypes' mean; the IAC mean
-    (or the single seed) also with each random genotype, and with the **best control** of the set (the
-    control with the highest mean Dice on it: the strictest reference, chosen after the fact in the
-    control's favour). Each control and the random genotypes are also compared with the base. An IAC variant
-    (``iac_<variant>``: ``--iac-variant``, ``--strategies``) is compared with the base, the reference IAC arm
-    and the best control."""
+    ``cases[arm][set]`` is the per-case Dice of that arm's predictions of that set (case_dice.per_case_dice);
+    arms are grouped by name (nnunet_iac/benchmark/arm_names.py), and a group of several seeds enters a row with
+    all its seeds (its per-case mean for the case interval, resampled for the seed-and-case interval). Every IAC
+    seed, the retrained choice of ``nnunet-iac select`` where there is one, and the seeds together, is compared
+    with the base, each control and the random genotypes; the IAC seeds together (or the single seed) also with
+    each random genotype, and with the **best control** of the set (the control with the highest mean Dice on
+    it: the strictest reference, chosen after the fact in the control's favour). Each control and the random
+    genotypes are also compared with the base. An IAC variant (``iac_<variant>``: ``--iac-variant``,
+    ``--strategies``) is compared with the base, the reference IAC arm and the best control."""
     groups = _groups(cases)
     if BASE not in groups or IAC not in groups:
         raise ValueError(f"Paired comparisons need the base and an IAC arm; got {', '.join(sorted(cases))}.")
     out = {}
     for case_set in SETS:
         rows = {}
-        candidates = [(arm, cases[arm][case_set]) for arm in groups[IAC]]
+        candidates = [(arm, [cases[arm][case_set]]) for arm in groups[IAC]]
         if len(candidates) > 1:
             candidates.append(_reference(IAC, groups[IAC], cases, case_set))
         main_name, main = candidates[-1]
         if SELECTED in groups:
-            candidates.append((SELECTED, cases[SELECTED][case_set]))
+            candidates.append((SELECTED, [cases[SELECTED][case_set]]))
         references = {g: _reference(g, members, cases, case_set) for g, members in groups.items()
                       if g == BASE or is_control(g) or g == RANDOM}
         base = references[BASE][1]
@@ -132,7 +129,7 @@ def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]]) -> dict:
             for arm in groups[RANDOM]:
                 rows[f"{main_name} - {arm}"] = paired_difference(main, cases[arm][case_set])
         controls = [reference for g, reference in references.items() if is_control(g)]
-        best = max(controls, key=lambda c: float(np.mean(list(c[1].values())))) if controls else None
+        best = max(controls, key=lambda c: _mean_dice(c[1])) if controls else None
         if best:
             rows[f"{main_name} - best control ({best[0]})"] = paired_difference(main, best[1])
         for group in filter(is_iac_variant, groups):
@@ -144,19 +141,37 @@ def paired_comparisons(cases: dict[str, dict[str, dict[str, float]]]) -> dict:
         for name, values in references.values():
             if name != BASE:
                 rows[f"{name} - {BASE}"] = paired_difference(values, base)
-        out[case_set] = rows
+        out[case_set] = _with_holm(rows)
     return out
 
 
-def paired_table(paired: dict) -> list[str]:
-    """Markdown rows, differences in Dice points (x100)."""
-    lines = ["| set | difference | mean (points) | 95 % interval (bootstrap over cases) | Wilcoxon p | cases |",
-             "|---|---|---|---|---|---|"]
+def _interval(values) -> str:
+    low, high = values
+    return f"[{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
+def _row_cells(r: dict) -> list[str]:
+    """The interval and p-value cells of one row; a results.json written before issue 37 lacks the seed-aware
+    interval and Holm's p (n/a)."""
+    seeds = r.get("seeds")
+    if seeds is None:
+        return [_interval(r["ci95"]), "n/a", "n/a", f"{r['wilcoxon_p']:.3g}", "n/a"]
+    both = _interval(r["ci95_seeds_and_cases"]) if max(seeds) > 1 else "as cases (1 seed each)"
+    return [_interval(r["ci95"]), both, f"{seeds[0]} vs {seeds[1]}", f"{r['wilcoxon_p']:.3g}", f"{r['holm_p']:.3g}"]
+
+
+def paired_table(paired: dict, notes: dict[str, str] | None = None) -> list[str]:
+    """Markdown rows, differences in Dice points (x100). ``notes``: text put after the name of every row whose
+    left side is the key (the budget ``iac_selected`` had on top of IAC's, issue 37)."""
+    notes = notes or {}
+    level = f"{LEVEL:.0%}"
+    lines = [f"| set | difference | mean (points) | {level} interval, cases | {level} interval, seeds and cases | "
+             f"seeds | Wilcoxon p | Holm p | cases |", "|---|---|---|---|---|---|---|---|---|"]
     for case_set, rows in paired.items():
         for name, r in rows.items():
-            low, high = r["ci95"]
-            lines.append(f"| {case_set} | {name} | {100 * r['mean']:+.2f} | [{100 * low:+.2f}, {100 * high:+.2f}] | "
-                         f"{r['wilcoxon_p']:.3g} | {r['n']} |")
+            note = next((f" ({text})" for key, text in notes.items() if name.startswith(f"{key} - ")), "")
+            cells = [case_set, name + note, f"{100 * r['mean']:+.2f}", *_row_cells(r), str(r["n"])]
+            lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
