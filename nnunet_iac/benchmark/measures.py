@@ -62,6 +62,15 @@ def iac_batches(search_epochs: dict[str, int], retrain_epochs: int, iterations_p
             "batches": warmup + 2 * search + retrain}
 
 
+def selected_batches(iac: dict[str, int], searches: int, trials: int, trial_batches: int) -> dict:
+    """Training batches behind ``iac_selected``: every seed's search (the histories its candidates come from),
+    one Stage-III trial per candidate and its own retrain, beside one IAC seed's search and retrain (``iac``, from
+    ``iac_batches``), which is what the controls are sized from (issue 37: said beside its rows)."""
+    one_search = iac["warmup_iterations"] + 2 * iac["search_iterations"]
+    total = searches * one_search + trials * trial_batches + iac["retrain_iterations"]
+    return {"searches": searches, "trials": trials, "batches": total, "times_iac": total / iac["batches"]}
+
+
 def implanted_parameters(model_folder: Path, configuration: str) -> dict[str, int]:
     """Base and cell parameters of a retrained IAC model, rebuilt from its plans.json."""
     base, added = model_folder_parameters(model_folder, configuration)

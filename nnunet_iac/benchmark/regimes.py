@@ -37,6 +37,15 @@ class Regime:
                                "`control_lowlr` continues every weight with SGD at a constant 1e-3, "
                                "`control_decoder` trains the decoder alone with nnU-Net's schedule")
 
+    def epoch_rule(self, retrain_epochs: int) -> str:
+        """Which epoch every arm predicts with, for the report (issue 37: one rule for every arm)."""
+        if self.checkpoint == "checkpoint_final.pth":
+            return "every arm predicts with its last epoch (checkpoint_final.pth): one candidate epoch each"
+        return (f"the base predicts with its best epoch among all of its epochs; every later arm (IAC, random "
+                f"genotypes, the selected genotype, controls) with its best among its last {retrain_epochs} "
+                f"epochs (the retrain's length), chosen on the selection split: {retrain_epochs} candidate epochs "
+                f"each (nnunet_iac.nnunet.best_epoch_window)")
+
 
 SHORT = Regime("short", "nnUNetTrainerBench",
                {"restart": "nnUNetTrainerBenchControl", "lowlr": "nnUNetTrainerBenchControlLowLR",

@@ -301,6 +301,32 @@ def signal_table(results: dict) -> list[str]:
     return lines
 
 
+def selected_note(selection: dict | None) -> dict[str, str]:
+    """The budget ``iac_selected`` consumed, put beside its paired rows (issue 37)."""
+    batches = (selection or {}).get("batches")
+    if not batches:
+        return {}
+    return {"iac_selected": f"{batches['batches']:,} batches, {batches['times_iac']:.1f}x one IAC seed's: "
+                            f"{batches['searches']} searches + {batches['trials']} trials + its retrain"}
+
+
+def statistics_text(results: dict) -> list[str]:
+    """What the paired table rests on: level, what is resampled, empty cases, epoch choice, how many rows."""
+    info = results["benchmark"]
+    method = info.get("statistics")
+    counts = ", ".join(f"{len(rows)} on {case_set}" for case_set, rows in results["paired"].items())
+    if not method:  # a results.json written before issue 37
+        return ["Per case: the mean over classes of nnU-Net's per-case Dice (classes empty in both reference and "
+                "prediction left out); interval and p-value over the cases only, not over training seeds. "
+                f"Comparisons in this table: {counts}."]
+    return [f"Per case: the mean over classes of nnU-Net's per-case Dice, where {method['empty_rule_paired']}; "
+            f"the headline Dice above keeps {method['empty_rule_headline']}. Intervals at {method['level']:.0%}, "
+            f"{method['bootstrap_samples']:,} resamples: 'cases' is the {method['interval_cases']}; 'seeds and "
+            f"cases' the {method['interval_seeds_and_cases']}. p-values: {method['p_values']}. Comparisons in "
+            f"this table: {counts}; at 95 % about one row in twenty excludes zero by chance where nothing differs. "
+            f"Epoch choice: {info['epoch_rule']}."]
+
+
 def markdown(results: dict) -> str:
     info, params = results["benchmark"], results["parameters"]
     sets = results["sets"]
@@ -326,10 +352,11 @@ def markdown(results: dict) -> str:
               "## Genotype (IAC arm, seed " + str(info["seeds"][0]) + ")", "", "```",
               Genotype.from_dict(results["genotype"]).describe(), "```", ""]
     if results.get("paired"):
-        lines += ["## Paired differences per case", "", *paired_table(results["paired"]), "",
-                  "Per case: the mean over classes of nnU-Net's per-case Dice; interval and p-value over the cases "
-                  "(nnunet_iac/benchmark/paired_statistics.py). They cover the sampling of cases, not the spread of training "
-                  "seeds: see the seeds below for that.", ""]
+        lines += ["## Paired differences per case", "",
+                  *paired_table(results["paired"], selected_note(results.get("selection"))), "",
+                  *statistics_text(results), "",
+                  "Figure: forest.png, the rows of IAC against each control and random genotype on one axis with "
+                  "zero marked (the seed-and-case interval where a side has several seeds).", ""]
     lines += ["## IAC per search seed", "", *seeds_table(results), ""]
     if results.get("variants"):
         lines += ["## IAC variants", "", *variants_table(results["variants"]), "",

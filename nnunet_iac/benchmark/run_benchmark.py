@@ -40,10 +40,12 @@ from nnunet_iac.benchmark.plateau import plateau_check
 from nnunet_iac.benchmark.search_dynamics import search_dynamics
 from nnunet_iac.benchmark.regimes import REGIMES
 from nnunet_iac.benchmark.figure import write_dice_figure
+from nnunet_iac.benchmark.forest import forest_rows, write_forest_figure
 from nnunet_iac.benchmark.budgets import PAPER, Budget, BudgetError, parse_patch, profile_for
 from nnunet_iac.benchmark.plans import (CONFIGURATION, PlansError, random_plans_name, seed_plans_name,
                                         selected_plans_name, write_bench_plans, write_plans_copy)
-from nnunet_iac.benchmark.paired_statistics import arm_cases, paired_comparisons
+from nnunet_iac.benchmark.case_dice import arm_cases
+from nnunet_iac.benchmark.paired_statistics import paired_comparisons, statistics_method
 from nnunet_iac.benchmark.predict_time import needs_base_retime, predict_ratio, retime_stage
 from nnunet_iac.benchmark.report import write_results
 from nnunet_iac.benchmark.stages import StageError, StageRunner
@@ -361,7 +363,9 @@ class Benchmark:
         results["total_seconds"] = time.time() - started if not self.args.resume else \
             sum(s["seconds"] for s in results["stages"].values())
         write_results(self.out, results)
-        write_dice_figure(self.out / "dice.png", cases, f"{self.source.name}, {CONFIGURATION}, fold {FOLD}")
+        title = f"{self.source.name}, {CONFIGURATION}, fold {FOLD}"
+        write_dice_figure(self.out / "dice.png", cases, title)
+        write_forest_figure(self.out / "forest.png", forest_rows(results["paired"]), title)
         runner.note(f"results: {self.out / 'results.md'} and results.json")
         return results
 
@@ -431,12 +435,15 @@ class Benchmark:
         """Where nnunet-iac select writes its choice: the first seed's search fold."""
         return search_arm(self.seeds[0], self.regime).fold(self.results)
 
-    def selection(self) -> dict | None:
+    def selection(self, batches: dict) -> dict | None:
+        """The selection's record, with the batches iac_selected consumed in all (measures.selected_batches)."""
         if not self.args.select:
             return None
         record = json.loads((self.selection_folder() / SELECTION_FILE).read_text())
+        trial = record["budget"]["epochs"] * record["budget"]["iterations_per_epoch"]
         return {"selected": record["selected"], "distinct_genotypes": record["distinct_genotypes"],
                 "budget": record["budget"], "histories": record["histories"],
+                "batches": measures.selected_batches(batches, len(self.seeds), len(record["candidates"]), trial),
                 "candidates": [{k: c[k] for k in ("rank", "name", "frequency", "val_search_dice", "seconds",
                                                    "genotype")} for c in record["candidates"]]}
 
@@ -556,6 +563,8 @@ class Benchmark:
                           "random_genotypes": self.args.random_genotypes, "select": self.args.select,
                           "select_evolution": self.args.select_evolution,
                           "regime": self.regime.name, "checkpoint": self.regime.checkpoint,
+                          "epoch_rule": self.regime.epoch_rule(self.budget.retrain_epochs),
+                          "statistics": statistics_method(),
                           "date": datetime.datetime.now().isoformat(timespec="seconds")},
             "budget": {**self.budget.to_dict(), "patch_size_used": list(config["patch_size"]),
                        "batch_size": config["batch_size"], "control_epochs": control_epochs,
@@ -567,7 +576,7 @@ class Benchmark:
                               else f"held out before planning (seed {self.args.holdout_seed})"}},
             "dice": {"base": dice[base.name], "control": dice[control.name], "iac": dice[iac.name]},
             "arms": dice,
-            "selection": self.selection(),
+            "selection": self.selection(batches),
             "evolution_trials": self.evolution_trials(dice, stages),
             "random_genotypes": {random_arm(s).name: Genotype.load(self.out / "random_genotypes" /
                                                                    f"{random_arm(s).name}.json").to_dict()

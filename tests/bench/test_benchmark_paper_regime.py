@@ -55,6 +55,13 @@ def test_paper_regime_trains_every_arm_with_the_papers_trainers_and_predicts_wit
     assert len(predicts) == len(arms) and all("-chk checkpoint_best.pth" in c for c in predicts)
     report = (out / "results.md").read_text()  # the report describes this regime's controls, not the short one's
     assert PAPER.controls_described in report and "restarts nnU-Net's schedule" not in report
+    # one epoch rule (issue 37): a control chooses its best epoch among its last retrain-epochs epochs only
+    retrain_epochs, control_epochs = results["budget"]["retrain_epochs"], results["budget"]["control_epochs"]
+    assert control_epochs > retrain_epochs
+    for kind in ("restart", "decoder"):
+        best = safe_load(_fold(out, control_arm(kind, 12345, 12345, PAPER)) / "checkpoint_best.pth")
+        assert best["current_epoch"] > control_epochs - retrain_epochs  # saved as its epoch index + 1
+    assert PAPER.epoch_rule(retrain_epochs) in report
 
 
 @pytest.mark.integration

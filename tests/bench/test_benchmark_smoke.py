@@ -116,6 +116,11 @@ def test_smoke_runs_every_control_and_random_genotype_and_compares_iac_with_them
         assert f"iac_seed12345 - {reference}" in rows
     assert any(name.startswith("iac_seed12345 - best control (") for name in rows)
     assert (out / "dice.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "forest.png").read_bytes()[:4] == b"\x89PNG"
+    # iac_selected's rows say the budget it had on top of one IAC seed's (issue 37)
+    selected = results["selection"]["batches"]
+    assert selected["trials"] == len(results["selection"]["candidates"]) and selected["times_iac"] > 1
+    assert f"| iac_selected - base ({selected['batches']:,} batches" in (out / "results.md").read_text()
     assert "## Every arm" in (out / "results.md").read_text()
     assert "`control` restarts nnU-Net's schedule" in (out / "results.md").read_text()
 

@@ -1,11 +1,14 @@
 """Random genotypes (nnunet_iac.search.random_genotype): the same shape, options and space as the search's
 genotype, drawn uniformly and reproducibly."""
 import collections
+import itertools
 from dataclasses import replace
 
 import pytest
 import torch
+from scipy.stats import chisquare
 
+from nnunet_iac.cells.branching import DIRECTIONS, MERGES, NONE, ON
 from nnunet_iac.cells.genotype import Genotype, GenotypeError, derive_genotype
 from nnunet_iac.cells.operations import OPERATIONS, ZERO
 from nnunet_iac.cells.topology import CellTopology
@@ -43,16 +46,35 @@ def test_the_same_seed_draws_the_same_genotype_and_other_seeds_others():
     assert len({random_genotype(template, seed) for seed in range(20)}) > 15
 
 
-def test_draws_are_uniform_over_operations_and_sources():
+def _uniform(counts: collections.Counter, categories: list) -> float:
+    """Chi-square p-value of ``counts`` against equal frequencies over ``categories`` (a category never drawn
+    counts 0, so a sampler that stops drawing one fails)."""
+    return float(chisquare([counts.get(c, 0) for c in categories]).pvalue)
+
+
+def test_every_node_draws_each_subset_of_its_sources_and_each_operation_uniformly():
+    """Chi-square per node over every k-subset of its possible sources, and per node over the operations: a
+    sampler that fixed some nodes to their latest inputs, or dropped an operation, fails here (issue 37); the
+    draws are seeded, so the p-values are fixed numbers, not chance."""
     template = searched()
     draws = [random_genotype(template, seed) for seed in range(3000)]
-    operations = collections.Counter(op for g in draws for op in g.operations())
-    expected = sum(operations.values()) / (len(OPERATIONS) - 1)
-    assert set(operations) == set(OPERATIONS) - {ZERO}
-    assert all(abs(n - expected) < 0.1 * expected for n in operations.values())
-    # the last node (5 sources, 2 chosen): every source with probability 2/5
-    last = collections.Counter(src for g in draws for _, src in g.nodes[-1])
-    assert all(abs(last[src] / len(draws) - 0.4) < 0.04 for src in range(5))
+    operations = sorted(set(OPERATIONS) - {ZERO})
+    for j, node in enumerate(template.nodes):
+        subsets = list(itertools.combinations(template.topology.node_inputs(j), len(node)))
+        drawn = collections.Counter(tuple(sorted(src for _, src in g.nodes[j])) for g in draws)
+        assert set(drawn) <= set(subsets)
+        if len(subsets) > 1:
+            assert _uniform(drawn, subsets) > 1e-3, f"node {j}: sources {dict(drawn)}"
+        ops = collections.Counter(op for g in draws for op, _ in g.nodes[j])
+        assert _uniform(ops, operations) > 1e-3, f"node {j}: operations {dict(ops)}"
+
+
+def test_a_branching_search_draws_each_merge_of_each_direction_uniformly():
+    template = replace(searched(), cell_options={**OPTIONS, "branching": ON})
+    draws = [dict(random_genotype(template, seed).branches) for seed in range(1500)]
+    for direction in DIRECTIONS:
+        merges = collections.Counter(g.get(direction, NONE) for g in draws)
+        assert _uniform(merges, list(MERGES)) > 1e-3, f"{direction}: {dict(merges)}"
 
 
 def test_a_smaller_space_is_respected_and_an_empty_one_refused():

@@ -13,6 +13,9 @@ environment variables set by ``nnunet-iac benchmark`` (nnunet_iac/benchmark/arms
 - ``nnUNet_BENCH_initial_checkpoint`` (controls only): the base checkpoint to start from
 - ``nnUNet_BENCH_seed`` (controls): every epoch starts from generators seeded by (seed, epoch), as the IAC
   trainers do (nnunet_iac.common.determinism), so seeds of a control are repeatable runs, not just reruns
+- ``nnUNet_BENCH_best_window`` (controls): ``checkpoint_best.pth`` only from the last this-many epochs (0: all),
+  the IAC arm's retrain epochs, so that a longer control has no more candidate epochs than IAC
+  (nnunet_iac.nnunet.best_epoch_window; issue 37)
 
 Three controls fine-tune the base for as many batches as the IAC arm consumed, so that IAC is judged against
 the best use of the same extra training (issue 14): a restart of nnU-Net's schedule on every weight, a
@@ -32,6 +35,7 @@ from nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerNoD
 from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import nnUNetTrainerDiceLoss
 
 from nnunet_iac.common.determinism import seed_epoch
+from nnunet_iac.nnunet.best_epoch_window import BestEpochWindowMixin
 from nnunet_iac.nnunet.checkpointing import safe_load, unwrap
 from nnunet_iac.nnunet.selection_split import SelectionSplitMixin
 from nnunet_iac.nnunet.trial_trainer import TrialSplitMixin
@@ -56,7 +60,7 @@ def _setting(name: str, default: int) -> int:
     return value
 
 
-class nnUNetTrainerBench(nnUNetTrainer):
+class nnUNetTrainerBench(BestEpochWindowMixin, nnUNetTrainer):
     """nnU-Net's own trainer with the benchmark's budget (the base arm)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -66,6 +70,7 @@ class nnUNetTrainerBench(nnUNetTrainer):
         self.num_iterations_per_epoch = _setting("iterations_per_epoch", self.num_iterations_per_epoch)
         self.num_val_iterations_per_epoch = _setting("val_iterations_per_epoch", self.num_val_iterations_per_epoch)
         self.save_every = max(1, _setting("save_every", self.save_every))
+        self.best_window = _setting("best_window", self.best_window)
 
     def on_train_epoch_start(self):
         seed = _setting("seed", -1)
