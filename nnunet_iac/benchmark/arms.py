@@ -77,12 +77,14 @@ class Arm:
     name: str
     trainer: str
     plans: str
+    #: nnU-Net's fold: 0 in the same-dataset benchmark; one per support set in the adaptation benchmark
+    fold_index: int = FOLD
 
     def folder(self, results: Path) -> Path:
         return results / f"{self.trainer}__{self.plans}__{CONFIGURATION}"
 
     def fold(self, results: Path) -> Path:
-        return self.folder(results) / f"fold_{FOLD}"
+        return self.folder(results) / f"fold_{self.fold_index}"
 
 
 def base_arm(regime: Regime = SHORT) -> Arm:
@@ -171,15 +173,22 @@ class ArmRunner:
                 f"{prefix}val_iterations_per_epoch": str(self.budget.val_iterations_per_epoch)}
 
     def train(self, stage: str, arm: Arm, env: dict[str, str], *extra: str):
-        return self.runner.run(stage, "nnUNetv2_train", str(self.dataset_id), CONFIGURATION, str(FOLD), "-tr",
-                               arm.trainer, "-p", arm.plans, "-device", self.device, *extra, env=env)
+        return self.runner.run(stage, "nnUNetv2_train", str(self.dataset_id), CONFIGURATION, str(arm.fold_index),
+                               "-tr", arm.trainer, "-p", arm.plans, "-device", self.device, *extra, env=env)
 
     def train_base(self):
         """The base, continued with nnU-Net's ``--c`` from its latest checkpoint (written every
         ``BASE_SAVE_EVERY`` epochs) when a sitting ended during it: a plateau base may take more than one."""
+        return self.train_from_scratch("base training", base_arm(self.regime))
+
+    def train_from_scratch(self, stage: str, arm: Arm, seed: int | None = None):
+        """A model trained from random weights with the base's budget (the base; in the adaptation benchmark also
+        the target-only model), resumable with ``--c``; ``seed`` fixes its generators per epoch."""
         env = {**self._epochs_env("nnUNet_BENCH_", self.budget.base_epochs), "nnUNet_BENCH_final_validation": "0",
                "nnUNet_BENCH_save_every": BASE_SAVE_EVERY}
-        return self.train("base training", base_arm(self.regime), env, "--c")
+        if seed is not None:
+            env["nnUNet_BENCH_seed"] = str(seed)
+        return self.train(stage, arm, env, "--c")
 
     @property
     def base_checkpoint(self) -> Path:
@@ -266,7 +275,8 @@ class ArmRunner:
                             (case_set.images / name).resolve())
         out = folder / arm.name if stage is None else folder / "timing" / arm.name
         command = ["nnUNetv2_predict", "-i", str(inputs), "-o", str(out / "all"), "-d", str(self.dataset_id),
-                   "-c", CONFIGURATION, "-f", str(FOLD), "-tr", arm.trainer, "-p", arm.plans, "-device", self.device,
+                   "-c", CONFIGURATION, "-f", str(arm.fold_index), "-tr", arm.trainer, "-p", arm.plans,
+                   "-device", self.device,
                    "-npp", "1", "-nps", "1", "-step_size", str(self.budget.step_size), "--disable_progress_bar",
                    "-chk", self.regime.checkpoint]
         if not self.budget.tta:

@@ -601,6 +601,10 @@ def _ratio(label: str, numerator, denominator, target: float, source: str) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--target" or a.startswith("--target=") for a in argv):  # adapting to another dataset (issue 36)
+        from nnunet_iac.benchmark.adaptation import main as adaptation
+        return adaptation(argv)
     args = build_parser().parse_args(argv)
     try:
         Benchmark(args).main()

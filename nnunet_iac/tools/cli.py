@@ -70,6 +70,26 @@ def _select(args) -> int:
     return 0
 
 
+def _domain_split(args) -> int:
+    from pathlib import Path
+
+    from nnunet_iac.benchmark.domain_split import split_by_domain
+
+    out = args.out or _raw_dir()
+    source, target = split_by_domain(Path(args.raw), Path(args.domains), Path(out), args.source, args.target,
+                                      args.column, args.source_id, args.target_id, args.target_test, args.seed)
+    print(f"source: {source}\ntarget: {target} (test set in imagesTs/labelsTs)")
+    return 0
+
+
+def _raw_dir() -> str:
+    from nnunetv2.paths import nnUNet_raw
+
+    if not nnUNet_raw:
+        raise RuntimeError("nnUNet_raw is not set; set it as for nnU-Net itself, or pass --out.")
+    return nnUNet_raw
+
+
 def _demo(args) -> int:
     from nnunet_iac.tools.demo import main
 
@@ -134,6 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--folder", default="nnunet_iac_demo", help="where every file of the demo goes")
     demo.add_argument("--device", default="cpu")
     demo.set_defaults(func=_demo)
+    split = sub.add_parser("domain-split", help="two nnU-Net raw datasets, source and target domain, from one "
+                                                "dataset and a table of each case's domain (adaptation, issue 36)")
+    split.add_argument("raw", help="an nnU-Net raw dataset folder, e.g. ../shared/data/Dataset902_DSB2018Nuclei")
+    split.add_argument("--domains", required=True, help="tab-separated table with a 'case' column and the domain "
+                                                        "column, e.g. .../Dataset902_DSB2018Nuclei/domains.tsv")
+    split.add_argument("--column", default="domain", help="the table's column to split by (default domain)")
+    split.add_argument("--source", required=True, help="the column's value of the source domain, e.g. fluorescence")
+    split.add_argument("--target", required=True, help="the column's value of the target domain, e.g. brightfield")
+    split.add_argument("--source-id", type=int, default=903, help="dataset id of the source (default 903)")
+    split.add_argument("--target-id", type=int, default=904, help="dataset id of the target (default 904)")
+    split.add_argument("--target-test", type=int, default=40,
+                       help="target cases held out as the fixed target test set (default 40)")
+    split.add_argument("--seed", type=int, default=0, help="seed of the target test set's draw (default 0)")
+    split.add_argument("--out", help="where the two datasets go (default $nnUNet_raw)")
+    split.set_defaults(func=_domain_split)
     sub.add_parser("benchmark", add_help=False,
                    help="does IAC help on this dataset? base, IAC, random genotypes and controls through nnU-Net's "
                         "commands, with paired statistics (nnunet-iac benchmark --help; docs/benchmarks.md)")
