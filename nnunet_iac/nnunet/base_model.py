@@ -13,7 +13,8 @@ from torch import nn
 
 from nnunet_iac.nnunet.checkpointing import CheckpointReadError, safe_load
 from nnunet_iac.network.implant import is_base_key
-from nnunet_iac.network.implanted_network import base_architecture_of
+from nnunet_iac.nnunet.base_differences import (architecture_difference, label_difference, move_plans_fix,
+                                                preprocessing_difference)
 
 BASE_ENV = "nnUNet_IAC_base"
 CHECKPOINT_NAME = "checkpoint_final.pth"
@@ -31,7 +32,8 @@ def resolve_base_checkpoint(default_folder: Path, fold, override: str = "") -> P
     """The base checkpoint file: ``nnUNet_IAC_base`` (file, trainer folder or fold folder) or the default."""
     hint = (f"Train the base first (nnUNetv2_train with the same dataset, plans and configuration), or set "
             f"{BASE_ENV} to the base's trainer output folder (the one holding fold_X) or to its "
-            f"checkpoint file, e.g. export {BASE_ENV}=$nnUNet_results/DatasetXXX/nnUNetTrainer_250epochs__nnUNetPlans__2d")
+            f"checkpoint file, e.g. export {BASE_ENV}=$nnUNet_results/DatasetXXX/nnUNetTrainer_250epochs__nnUNetPlans__2d"
+            f" (a base from another dataset, when adapting a model to a new site, is always given this way).")
     if override:
         path = Path(override).expanduser()
         candidates = [path] if path.suffix == ".pth" else [path / f"fold_{fold}" / CHECKPOINT_NAME,
@@ -65,23 +67,30 @@ def _channels_and_labels(dataset_json: dict) -> tuple[int, dict]:
 
 
 def check_base_dataset(checkpoint: dict, path: Path, dataset_json: dict) -> None:
-    """Refuse a base trained with other input channels or other labels than this dataset has."""
+    """Refuse a base trained with other input channels or other labels than this dataset has. Channel names may
+    differ (a new site may image otherwise); label names and values may not: the cells keep the base's
+    segmentation head, whose outputs are the base's classes."""
     theirs = (checkpoint.get("init_args") or {}).get("dataset_json")
     if not theirs:
         return
     (their_channels, their_labels), (our_channels, our_labels) = map(_channels_and_labels, (theirs, dataset_json))
-    fix = f"Point {BASE_ENV} at a base trained on this dataset."
     if their_channels != our_channels:
         raise BaseModelError(f"The base {path} was trained with {their_channels} input channels; this dataset has "
-                             f"{our_channels}. {fix}")
+                             f"{our_channels}. Point {BASE_ENV} at a base trained with {our_channels} input channels.")
     if their_labels != our_labels:
-        raise BaseModelError(f"The base {path} was trained for the labels {their_labels}; this dataset has "
-                             f"{our_labels}. {fix}")
+        raise BaseModelError(
+            f"The base {path} was trained for the labels {their_labels}; this dataset has {our_labels} "
+            f"({label_difference(their_labels, our_labels)}). The cells keep the base's segmentation head, so "
+            f"the labels must be the base's, same names and values: point {BASE_ENV} at a base trained for these "
+            f"labels, or give this dataset the base's labels (dataset.json and segmentations) and preprocess it "
+            f"again.")
 
 
 def check_base_matches(checkpoint: dict, path: Path, plans: dict, configuration: str,
                        dataset_json: dict | None = None) -> None:
-    """Refuse a base trained on other plans, configuration, input channels or classes, naming what differs."""
+    """Refuse a base trained on other plans, configuration, input channels or classes, naming what differs.
+    A base from another dataset must also have been trained on images resampled and normalized as this
+    dataset's are, which its plans, moved to this dataset, give (``base_differences``)."""
     if dataset_json is not None:
         check_base_dataset(checkpoint, path, dataset_json)
     init_args = checkpoint.get("init_args") or {}
@@ -93,17 +102,18 @@ def check_base_matches(checkpoint: dict, path: Path, plans: dict, configuration:
                              f"'{configuration}'. {fix}")
     if base_plans is None:
         return
-    ours = plans["configurations"].get(configuration, {}).get("architecture")
-    if ours is not None:
-        ours = base_architecture_of(ours)
-    theirs = base_plans.get("configurations", {}).get(base_config or configuration, {}).get("architecture")
-    if ours is not None and theirs is not None and ours != theirs:
-        differing = sorted(k for k in set(ours.get("arch_kwargs", {})) | set(theirs.get("arch_kwargs", {}))
-                           if ours.get("arch_kwargs", {}).get(k) != theirs.get("arch_kwargs", {}).get(k))
-        what = "network class" if ours.get("network_class_name") != theirs.get("network_class_name") else \
-            "architecture settings " + ", ".join(differing)
-        raise BaseModelError(f"The base {path} was trained with plans '{base_plans.get('plans_name')}' whose "
-                             f"{what} differ from the current plans '{plans.get('plans_name')}'. {fix}")
+    source, target = base_plans.get("dataset_name"), plans.get("dataset_name")
+    other_dataset = bool(source and target and source != target)
+    compared = (base_plans, base_config or configuration, plans, configuration)
+    differences = [architecture_difference(*compared)]
+    if other_dataset:
+        differences.append(preprocessing_difference(*compared))
+        fix = move_plans_fix(source, target, base_plans.get("plans_name"), configuration)
+    what = " and ".join(d for d in differences if d)
+    if what:
+        theirs, ours = (f" of {source}", f" of {target}") if other_dataset else ("", "")
+        raise BaseModelError(f"The base {path} was trained with plans '{base_plans.get('plans_name')}'{theirs} "
+                             f"whose {what} differ from the current plans '{plans.get('plans_name')}'{ours}. {fix}")
 
 
 def _strip_wrappers(key: str) -> str:

@@ -2,7 +2,8 @@
 
 Validation Dice per class comes from nnU-Net's own ``validation/summary.json`` of every fold; the base
 of each fold is the one the retrain used (``iac_settings.json``), so bases trained with any trainer are
-compared correctly.
+compared correctly. A base trained on another dataset (adapting to a new site) is left out of the comparison:
+its validation cases are that dataset's.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class FoldResult:
     iac_dice: dict
     #: the retrain's cell probes (probe_history.json): first and last probed epoch, mean stable rank per operation
     probes: dict | None = None
+    #: the dataset the base was trained and validated on, when it is another one (adapting to a new site)
+    base_dataset: str | None = None
 
 
 def probe_trend(fold_folder: Path) -> dict | None:
@@ -68,6 +71,12 @@ class Summary:
                 b, i = f.base_dice.get(label), f.iac_dice.get(label)
                 delta = f"{i - b:+.4f}" if b is not None and i is not None else "n/a"
                 lines.append(f"| {f.fold} | {label} | {_fmt(b)} | {_fmt(i)} | {delta} |")
+        for f in self.folds:
+            if f.base_dataset:
+                lines += ["", f"Fold {f.fold}: the base ({f.base_folder}) was validated on {f.base_dataset}, not on "
+                              f"this dataset's cases, so its Dice is left out. To compare, predict this fold's "
+                              f"validation cases with the base (nnUNetv2_predict_from_modelfolder -i IN -o OUT "
+                              f"-m {f.base_folder.parent} -f {f.fold}) and score them with nnUNetv2_evaluate_folder."]
         probed = [f for f in self.folds if f.probes]
         if probed:
             lines += ["", "Cell probes of the retrain (stable rank of the EVBMF low-rank part, mean per operation; "
@@ -96,6 +105,14 @@ def _base_fold_folder(fold_folder: Path) -> Path:
     return Path(json.loads(settings.read_text())["base_checkpoint"]).parent
 
 
+def _other_base_dataset(base_fold_folder: Path, dataset_name: str) -> str | None:
+    """The dataset the base was trained on, from its model folder's plans.json, if it is not ``dataset_name``: then
+    its validation Dice is of other cases and not comparable."""
+    plans = base_fold_folder.parent / "plans.json"
+    theirs = json.loads(plans.read_text()).get("dataset_name") if plans.is_file() else None
+    return theirs if theirs not in (None, dataset_name) else None
+
+
 def summarize(results_dir: Path, dataset_name: str, configuration: str, plans_name: str = "nnUNetPlans") -> Summary:
     folder = Path(results_dir) / dataset_name / f"{RETRAIN_TRAINER}__{plans_name}__{configuration}"
     plans_file = folder / "plans.json"
@@ -117,9 +134,11 @@ def summarize(results_dir: Path, dataset_name: str, configuration: str, plans_na
             continue
         base_folder = _base_fold_folder(fold_folder)
         base_file = base_folder / "validation" / "summary.json"
+        other_dataset = _other_base_dataset(base_folder, dataset_name)
+        comparable = base_file.is_file() and other_dataset is None
         summary.folds.append(FoldResult(fold_folder.name.removeprefix("fold_"), base_folder,
-                                        read_dice(base_file, names) if base_file.is_file() else {},
-                                        read_dice(iac_file, names), probe_trend(fold_folder)))
+                                        read_dice(base_file, names) if comparable else {},
+                                        read_dice(iac_file, names), probe_trend(fold_folder), other_dataset))
     if not summary.folds:
         raise SummaryError(f"No fold in {folder} has finished its validation (validation/summary.json).")
     return summary
