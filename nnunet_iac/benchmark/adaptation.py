@@ -18,30 +18,32 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
+import random
 import shutil
 import time
 from pathlib import Path
 
 from nnunet_iac.benchmark import datasets
+from nnunet_iac.benchmark.adaptation_arms import (CONTROL_TRAINERS, SOURCE_FORGETTING, SOURCE_VALIDATION,
+                                                  TARGET_ONLY, TARGET_TEST)
+from nnunet_iac.benchmark.adaptation_report import write_adaptation_report
+from nnunet_iac.benchmark.adaptation_support import SEED, SupportRuns
 from nnunet_iac.benchmark.arms import Arm, ArmRunner, base_arm
-from nnunet_iac.benchmark.budgets import BudgetError, profile_for
+from nnunet_iac.benchmark.budgets import profile_for
 from nnunet_iac.benchmark.case_dice import per_case_dice
 from nnunet_iac.benchmark.intervals import LEVEL
 from nnunet_iac.benchmark.paired_statistics import paired_difference
-from nnunet_iac.benchmark.run_benchmark import subprocess_env
-from nnunet_iac.benchmark.plans import BENCH_PLANS, CONFIGURATION, PlansError, write_bench_plans
+from nnunet_iac.benchmark.run_benchmark import exit_code, subprocess_env
+from nnunet_iac.benchmark.plans import BENCH_PLANS, CONFIGURATION, write_bench_plans
 from nnunet_iac.benchmark.stages import StageError, StageRunner
 from nnunet_iac.benchmark.support_sets import (ALL, SupportSetError, assign_folds, parse_shots, requested,
                                                write_splits)
 
 #: the shift must cost the source base at least this much Dice on the target for adaptation to be testable
 GAP_THRESHOLD = 0.02
-SOURCE_VALIDATION = "source_validation"
-TARGET_TEST = "target_test"
-TARGET_ONLY = "target_only"
-SEED = 12345
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,10 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-labels", help="the target test set's labels instead of TARGET_DIR/labelsTs")
     p.add_argument("--shots", default="5,10,20,all", help="target training cases per support set, e.g. 5,10,20,all")
     p.add_argument("--support-seeds", type=int, default=3, help="random support sets per shot count (default 3)")
+    p.add_argument("--controls", default=",".join(CONTROL_TRAINERS), type=_controls,
+                   help=f"comma-separated controls trained on each support set for IAC's batches: restart (nnU-Net's "
+                        f"fine-tuning recipe, every weight), lowlr, decoder, norm (norm affine weights and biases), "
+                        f"firststage (first encoder stage); default {','.join(CONTROL_TRAINERS)}")
+    p.add_argument("--random-genotypes", type=int, default=2, metavar="N",
+                   help="genotypes drawn from each support set's search space and retrained like IAC (default 2)")
+    p.add_argument("--forgetting-cases", type=int, default=20, metavar="N",
+                   help="source validation cases every adapted model predicts, to measure forgetting (default 20)")
+    p.add_argument("--zero-shot-only", action="store_true",
+                   help="stop after the zero-shot gap (base and target-only model), before any support set")
     p.add_argument("--smoke", action="store_true", help="every stage with a few iterations (for the test suite)")
     p.add_argument("--device", default="cpu", help="device for nnU-Net (default cpu)")
     p.add_argument("--resume", action="store_true", help="go on with an interrupted run in --out")
     return p
+
+
+def _controls(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in CONTROL_TRAINERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"--controls: unknown control(s) {', '.join(unknown)}; choose among "
+                                         f"{', '.join(CONTROL_TRAINERS)}.")
+    return kinds
 
 
 class AdaptationBenchmark:
@@ -151,6 +172,7 @@ class AdaptationBenchmark:
         target_arms = ArmRunner(runner, self.target.dataset_id, self.results / self.target.name, self.budget,
                                 self.args.device)
         source_arms.train_base()
+        base_hash = record_base_hash(self.out, source_arms.base_checkpoint)
         all_fold = next(fold for support, fold in folds.items() if support.shots == ALL)
         target_only = self.train_target_only(target_arms, all_fold)
 
@@ -166,21 +188,41 @@ class AdaptationBenchmark:
             "base": {s.name: source_arms.evaluate(base, s, raw_json, zero_shot) for s in (validation, test)},
             target_only.name: {TARGET_TEST: target_arms.evaluate(target_only, test, raw_json,
                                                                  self.predictions / "target")}}
-        results = {"benchmark": {"source": self.source.name, "target": self.target.name, "device": self.args.device,
-                                 "smoke": self.args.smoke, "budget": self.budget.to_dict(),
-                                 "cpu_count": os.cpu_count(),
-                                 "date": datetime.datetime.now().isoformat(timespec="seconds")},
+        results = {"benchmark": self.describe(),
                    "sets": {SOURCE_VALIDATION: len(validation.cases), TARGET_TEST: len(test.cases)},
                    "support_sets": [{"fold": fold, "shots": s.shots, "seed": s.seed, "cases": list(s.cases)}
                                     for s, fold in folds.items()],
                    "dice": evaluated,
                    "zero_shot_gap": self.zero_shot_gap(zero_shot, self.predictions / "target", target_only.name),
+                   "base_checkpoint_sha256": base_hash,
                    "stages": runner.records()}
         results["total_seconds"] = sum(s["seconds"] for s in results["stages"].values()) if self.args.resume \
             else time.time() - started
         write_gap_report(self.out, results)
         runner.note(f"results: {self.out / 'zero_shot.md'} and zero_shot.json")
-        return results
+        if self.args.zero_shot_only:
+            return results
+        forgetting = datasets.link_case_set(SOURCE_FORGETTING, self.raw / self.source.name,
+                                            forgetting_cases(validation.cases, self.args.forgetting_cases),
+                                            self.out / "source_forgetting_set")
+        support_runs = SupportRuns(self, runner, source_arms.base_checkpoint, raw_json, test, forgetting)
+        for support, fold in folds.items():
+            if support.shots not in self.shots:  # the whole pool's fold exists for the gap's target-only model
+                continue
+            support_runs.run(support, fold)
+            if record_base_hash(self.out, source_arms.base_checkpoint) != base_hash:
+                raise StageError(f"The base checkpoint {source_arms.base_checkpoint} changed while the arms of fold "
+                                 f"{fold} trained; the adaptation must leave it bit-identical.")
+        report = write_adaptation_report(self.out, self.describe(), results, zero_shot)
+        runner.note(f"results: {self.out / 'adaptation.md'} and adaptation.json")
+        return report
+
+    def describe(self) -> dict:
+        return {"source": self.source.name, "target": self.target.name, "device": self.args.device,
+                "smoke": self.args.smoke, "budget": self.budget.to_dict(), "cpu_count": os.cpu_count(),
+                "controls": self.args.controls, "random_genotypes": self.args.random_genotypes,
+                "forgetting_cases": self.args.forgetting_cases,
+                "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
     @staticmethod
     def zero_shot_gap(zero_shot: Path, target: Path, target_only: str) -> dict:
@@ -193,6 +235,25 @@ class AdaptationBenchmark:
         return {"target_only_minus_base": gap, "base_source_validation": sum(base_source.values()) / len(base_source),
                 "base_target_test": mean, "target_only_target_test": sum(alone.values()) / len(alone),
                 "threshold": GAP_THRESHOLD, "shift_testable": gap["ci95"][0] > 0 and gap["mean"] >= GAP_THRESHOLD}
+
+
+def forgetting_cases(validation: tuple[str, ...], count: int) -> list[str]:
+    """A seeded subset of the source's validation cases that every adapted model predicts (forgetting); all of them
+    where ``count`` is 0 or not smaller."""
+    cases = sorted(validation)
+    if count <= 0 or count >= len(cases):
+        return cases
+    return sorted(random.Random(0).sample(cases, count))
+
+
+def record_base_hash(folder: Path, checkpoint: Path) -> str:
+    """SHA-256 of the base checkpoint, written at the first call (base_checkpoint.sha256) and returned: the issue's
+    'base bit-identical' is checked against it after every support set."""
+    digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    record = folder / "base_checkpoint.sha256"
+    if not record.is_file():
+        record.write_text(digest + "\n")
+    return digest
 
 
 def gap_markdown(results: dict) -> str:
@@ -224,15 +285,5 @@ def write_gap_report(folder: Path, results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys
-
     args = build_parser().parse_args(argv)
-    try:
-        AdaptationBenchmark(args).main()
-    except (datasets.DatasetError, BudgetError, PlansError, SupportSetError) as e:
-        print(f"benchmark: {e}", file=sys.stderr)
-        return 2
-    except StageError as e:
-        print(f"benchmark stopped: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(lambda: AdaptationBenchmark(args).main(), (SupportSetError,))

@@ -18,6 +18,9 @@ RANDOM = "random"
 #: control kind (``--controls``) -> arm name: all weights at nnU-Net's restarted schedule, all weights at a low
 #: constant rate, the decoder alone (trainers/benchmarking/nnUNetTrainerBench.py)
 CONTROLS = {"restart": "control", "lowlr": "control_lowlr", "decoder": "control_decoder"}
+#: the parameter-efficient controls of the adaptation benchmark (issue 36): the norms' affine weights and the
+#: biases, the first encoder stage
+ADAPTATION_CONTROLS = {"norm": "control_norm", "firststage": "control_firststage"}
 _SEED = re.compile(r"_seed\d+$")
 
 
@@ -46,7 +49,7 @@ def is_iac_variant(group: str) -> bool:
 
 
 def is_control(group: str) -> bool:
-    return group in CONTROLS.values()
+    return group in CONTROLS.values() or group in ADAPTATION_CONTROLS.values()
 
 
 def mean_label(group: str) -> str:

@@ -158,7 +158,11 @@ CONTROL = control_arm("restart", 0, 0)
 
 class ArmRunner:
     def __init__(self, runner: StageRunner, dataset_id: int, results: Path, budget: Budget, device: str,
-                 iac_settings: dict[str, str] | None = None, regime: Regime = SHORT):
+                 iac_settings: dict[str, str] | None = None, regime: Regime = SHORT,
+                 base_checkpoint: Path | None = None):
+        """``base_checkpoint``: where IAC and the controls start from when the base is another dataset's (the
+        adaptation benchmark); by default the base arm of this dataset."""
+        self._base_checkpoint = base_checkpoint
         self.regime = regime
         self.runner = runner
         self.dataset_id = dataset_id
@@ -181,11 +185,12 @@ class ArmRunner:
         ``BASE_SAVE_EVERY`` epochs) when a sitting ended during it: a plateau base may take more than one."""
         return self.train_from_scratch("base training", base_arm(self.regime))
 
-    def train_from_scratch(self, stage: str, arm: Arm, seed: int | None = None):
-        """A model trained from random weights with the base's budget (the base; in the adaptation benchmark also
-        the target-only model), resumable with ``--c``; ``seed`` fixes its generators per epoch."""
-        env = {**self._epochs_env("nnUNet_BENCH_", self.budget.base_epochs), "nnUNet_BENCH_final_validation": "0",
-               "nnUNet_BENCH_save_every": BASE_SAVE_EVERY}
+    def train_from_scratch(self, stage: str, arm: Arm, seed: int | None = None, epochs: int | None = None):
+        """A model trained from random weights, for the base's epochs unless ``epochs`` is given (the base; in the
+        adaptation benchmark also the target-only models), resumable with ``--c``; ``seed`` fixes its generators
+        per epoch."""
+        env = {**self._epochs_env("nnUNet_BENCH_", epochs or self.budget.base_epochs),
+               "nnUNet_BENCH_final_validation": "0", "nnUNet_BENCH_save_every": BASE_SAVE_EVERY}
         if seed is not None:
             env["nnUNet_BENCH_seed"] = str(seed)
         return self.train(stage, arm, env, "--c")
@@ -193,6 +198,8 @@ class ArmRunner:
     @property
     def base_checkpoint(self) -> Path:
         """The base checkpoint IAC and the controls start from (the regime's: final, or best epoch)."""
+        if self._base_checkpoint is not None:
+            return self._base_checkpoint
         return base_arm(self.regime).fold(self.results) / self.regime.checkpoint
 
     def iac_env(self, seed: int, epochs: int, variant: IACVariant = REFERENCE) -> dict[str, str]:
@@ -201,20 +208,29 @@ class ArmRunner:
                 "nnUNet_IAC_save_every": SAVE_EVERY}
 
     def search(self, seed: int, variant: IACVariant = REFERENCE):
-        """One seed's search; a pruning strategy may end before the budget (its genotype fixed), the fixed
-        budget's stable-genotype stop is off for every variant alike."""
+        """One seed's search (the arm of that seed and variant)."""
+        return self.search_as(search_stage(seed, variant.name), search_arm(seed, self.regime, variant.name), seed,
+                              variant)
+
+    def search_as(self, stage: str, arm: Arm, seed: int, variant: IACVariant = REFERENCE):
+        """A search in ``arm``'s folder; a pruning strategy may end before the budget (its genotype fixed), the
+        fixed budget's stable-genotype stop is off for every variant alike."""
         env = {**self.iac_env(seed, self.budget.search_epochs, variant),
                "nnUNet_IAC_warmup_epochs": str(self.budget.warmup_epochs),
                # a fixed budget: no early stop on a stable genotype, so every seed searches as long
                "nnUNet_IAC_stable_epochs": "0",
                # the supernet is not a model anyone predicts with; its final validation costs ~30 s/case on CPU
                "nnUNet_IAC_search_validation": "0"}
-        return self.train(search_stage(seed, variant.name), search_arm(seed, self.regime, variant.name), env)
+        return self.train(stage, arm, env)
 
     def retrain(self, seed: int, variant: IACVariant = REFERENCE):
-        env = {**self.iac_env(seed, self.budget.retrain_epochs, variant), "nnUNet_IAC_retrain_validation": "0"}
         stage = search_stage(seed, variant.name).replace("search", "retrain", 1)
-        return self.train(stage, iac_arm(seed, self.regime, variant.name), env)
+        return self.retrain_as(stage, iac_arm(seed, self.regime, variant.name), seed, variant)
+
+    def retrain_as(self, stage: str, arm: Arm, seed: int, variant: IACVariant = REFERENCE):
+        """Stage III in ``arm``'s folder, of the genotype its search (same plans and fold) wrote."""
+        env = {**self.iac_env(seed, self.budget.retrain_epochs, variant), "nnUNet_IAC_retrain_validation": "0"}
+        return self.train(stage, arm, env)
 
     def select(self, seed: int, other_seeds: list[int], candidates: int):
         """``nnunet-iac select`` on the first seed's search, the other seeds' histories counted with it; every

@@ -41,6 +41,13 @@ def write_dice_figure(path: Path, cases: dict[str, dict[str, dict[str, float]]],
         axis.set_ylabel("mean per-case Dice (%)")
         axis.grid(axis="y", alpha=0.3)
     figure.suptitle(f"{title}: mean and bootstrap 95 % interval over cases")
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: Path) -> Path:
+    """Laid out, written at the benchmark's resolution, closed (a long run draws many)."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=110)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnunet_iac.benchmark.arm_names import BASE, IAC, RANDOM, group_of, is_control, mean_label
+from nnunet_iac.benchmark.figure import save_figure
 
 
 def _main_label(rows: dict) -> str | None:
@@ -68,8 +69,4 @@ def write_forest_figure(path: Path, rows: list[dict], title: str) -> Path:
         axis.set_title(case_set)
         axis.grid(axis="x", alpha=0.3)
     figure.suptitle(f"{title}: IAC against the controls and random genotypes")
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -606,9 +606,14 @@ def main(argv: list[str] | None = None) -> int:
         from nnunet_iac.benchmark.adaptation import main as adaptation
         return adaptation(argv)
     args = build_parser().parse_args(argv)
+    return exit_code(lambda: Benchmark(args).main(), (SettingsError,))
+
+
+def exit_code(run, user_errors: tuple = ()) -> int:
+    """Run a benchmark; 2 with the message for a bad input (the user's to fix), 1 where a stage failed."""
     try:
-        Benchmark(args).main()
-    except (datasets.DatasetError, BudgetError, PlansError, SettingsError) as e:
+        run()
+    except (datasets.DatasetError, BudgetError, PlansError, *user_errors) as e:
         print(f"benchmark: {e}", file=sys.stderr)
         return 2
     except StageError as e:

@@ -97,3 +97,23 @@ class StageRunner:
         result = StageResult(name, time.time() - start, None, f"(in-process) {name}", self.sitting)
         self._save(result)
         return result
+
+
+class ScopedStages:
+    """A StageRunner whose stage names carry a scope (`` (fold 3)``): the adaptation benchmark runs the same arms
+    once per support set, and stages.json keys a stage by its name, so each set's stages must be named apart."""
+
+    def __init__(self, runner: StageRunner, scope: str):
+        self.runner, self.scope = runner, scope
+
+    def run(self, name: str, *command: str, env: dict[str, str] | None = None) -> StageResult:
+        return self.runner.run(f"{name}{self.scope}", *command, env=env)
+
+    def step(self, name: str, action: Callable[[], object]) -> StageResult:
+        return self.runner.step(f"{name}{self.scope}", action)
+
+    def done(self, name: str) -> bool:
+        return self.runner.done(f"{name}{self.scope}")
+
+    def note(self, text: str) -> None:
+        self.runner.note(text)

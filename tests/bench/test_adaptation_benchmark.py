@@ -20,10 +20,39 @@ def adapted(tmp_path_factory):
     target = make_synthetic_dataset(root / "raw", 996, "Tgt", num_cases=6, seed=2, num_test_cases=2)
     out = root / "out"
     result = subprocess.run([sys.executable, "-m", "benchmarks.run_benchmark", str(source), "--target", str(target),
-                             "--out", str(out), "--smoke", "--shots", "2,all", "--support-seeds", "2"],
+                             "--out", str(out), "--smoke", "--shots", "2", "--support-seeds", "1", "--controls",
+                             "norm", "--random-genotypes", "1"],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return out, json.loads((out / "zero_shot.json").read_text())
+
+
+@pytest.mark.integration
+def test_every_arm_trains_on_the_support_set_from_the_untouched_source_base_and_is_reported(adapted):
+    out, results = adapted
+    fold = next(s["fold"] for s in results["support_sets"] if s["shots"] == "2")
+    record = json.loads((out / "folds" / f"fold_{fold}.json").read_text())
+    assert set(record["dice"]) == {"iac", "control_norm", "random_seed12345", "target_only"}
+    for arm, dice in record["dice"].items():
+        assert len(dice["target_test"]) == 2 and len(dice["source_forgetting"]) == 2, arm
+    # equal batches: the control and the target-only model trained for IAC's batches, rounded up to epochs
+    assert record["control_epochs"] * 2 >= record["batches"]["batches"]
+    target = out / "nnUNet_results" / "Dataset996_Tgt"
+    settings = json.loads((target / "nnUNetTrainerIACRetrain__nnUNetPlans_bench__2d" / f"fold_{fold}" /
+                           "iac_settings.json").read_text())
+    assert "Dataset995_Src" in settings["base_checkpoint"]
+    params = record["parameters"]
+    assert params["control_norm"]["trained"] < params["target_only"]["trained"] == params["target_only"]["base"]
+    base = out / "nnUNet_results" / "Dataset995_Src" / "nnUNetTrainerBench__nnUNetPlans_bench__2d" / "fold_0"
+    import hashlib
+    digest = hashlib.sha256((base / "checkpoint_final.pth").read_bytes()).hexdigest()
+    assert (out / "base_checkpoint.sha256").read_text().strip() == digest == results["base_checkpoint_sha256"]
+    report = json.loads((out / "adaptation.json").read_text())
+    two = report["shots"]["2"]
+    assert two["best_control"] == "control_norm" and "iac - random_mean" in two["comparisons"]
+    assert two["target_check"]["met"] in (True, False)
+    assert "## 2 target case(s), 1 support set(s)" in (out / "adaptation.md").read_text()
+    assert (out / "adaptation_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.integration
@@ -44,7 +73,7 @@ def test_the_target_is_preprocessed_with_the_sources_plans_and_the_gap_is_report
 def test_support_sets_are_folds_of_the_target_and_the_target_only_model_trained_on_the_whole_pool(adapted):
     out, results = adapted
     sets = {(s["shots"], s["seed"]): s for s in results["support_sets"]}
-    assert set(sets) == {("2", 0), ("2", 1), ("all", 0)}
+    assert set(sets) == {("2", 0), ("all", 0)}  # the whole pool: the gap's target-only model
     splits = json.loads((out / "nnUNet_preprocessed" / "Dataset996_Tgt" / "splits_final.json").read_text())
     whole = sets[("all", 0)]
     assert splits[whole["fold"]]["train"] == whole["cases"] and len(whole["cases"]) == 6

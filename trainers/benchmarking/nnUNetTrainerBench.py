@@ -19,7 +19,9 @@ environment variables set by ``nnunet-iac benchmark`` (nnunet_iac/benchmark/arms
 
 Three controls fine-tune the base for as many batches as the IAC arm consumed, so that IAC is judged against
 the best use of the same extra training (issue 14): a restart of nnU-Net's schedule on every weight, a
-continuation at a low constant learning rate, and the decoder alone (the part IAC changes).
+continuation at a low constant learning rate, and the decoder alone (the part IAC changes). Adapting to a new
+site (issue 36) adds the parameter-efficient ones: the norms' affine weights with the biases, the first encoder
+stage.
 
 The ``*Paper`` trainers are the same arms in the IAC paper's recipe (``--regime paper``): no data
 augmentation (nnU-Net's NoDA hooks), Dice loss (nnU-Net's DiceLoss variant), Adam at a constant rate, and the
@@ -37,6 +39,7 @@ from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import 
 from nnunet_iac.common.determinism import seed_epoch
 from nnunet_iac.nnunet.best_epoch_window import BestEpochWindowMixin
 from nnunet_iac.nnunet.checkpointing import safe_load, unwrap
+from nnunet_iac.network.trainable_parts import ALL, DECODER, FIRST_STAGE, NORM, train_only
 from nnunet_iac.nnunet.selection_split import SelectionSplitMixin
 from nnunet_iac.nnunet.trial_trainer import TrialSplitMixin
 from nnunet_iac.search.schedules import ConstantLRScheduler
@@ -117,17 +120,37 @@ class nnUNetTrainerBenchControlLowLR(nnUNetTrainerBenchControl):
         return optimizer, ConstantLRScheduler(optimizer, self.num_epochs)
 
 
-class nnUNetTrainerBenchControlDecoder(nnUNetTrainerBenchControl):
-    """Fine-tunes the decoder only (nnU-Net's schedule), the encoder frozen: the part of the network IAC
-    changes, trained without cells. Frozen weights get no gradient, so nnU-Net's SGD leaves them as they are."""
+class PartControl(nnUNetTrainerBenchControl):
+    """Fine-tunes one part of the base (nnunet_iac.network.trainable_parts) with nnU-Net's schedule, the rest
+    frozen. Frozen weights get no gradient, so nnU-Net's SGD leaves them as they are."""
+
+    part = ALL
 
     def initialize(self):
         super().initialize()
-        encoder = unwrap(self.network).encoder
-        for parameter in encoder.parameters():
-            parameter.requires_grad_(False)
-        frozen = sum(p.numel() for p in encoder.parameters())
-        self.print_to_log_file(f"Decoder-only control: {frozen:,} encoder parameters frozen.")
+        trained, frozen = train_only(unwrap(self.network), self.part)
+        self.print_to_log_file(f"Control training the part '{self.part}': {trained:,} parameters trained, {frozen:,} "
+                               f"frozen.")
+
+
+class nnUNetTrainerBenchControlDecoder(PartControl):
+    """Fine-tunes the decoder only, the encoder frozen: the part of the network IAC changes, trained without
+    cells."""
+
+    part = DECODER
+
+
+class nnUNetTrainerBenchControlNorm(PartControl):
+    """Fine-tunes the normalization layers' affine weights and every bias (issue 36: the classic
+    parameter-efficient baseline of domain adaptation)."""
+
+    part = NORM
+
+
+class nnUNetTrainerBenchControlFirstStage(PartControl):
+    """Fine-tunes the first encoder stage only (issue 36: where domain information sits)."""
+
+    part = FIRST_STAGE
 
 
 class PaperRecipe(SelectionSplitMixin, nnUNetTrainerNoDA, nnUNetTrainerDiceLoss):

@@ -1,0 +1,59 @@
+"""The adaptation verdict (issue 36): arms compared with IAC paired by case and by support set, the best control
+chosen after the fact, issue 36's bar checked per shot count."""
+import numpy as np
+import pytest
+
+from nnunet_iac.benchmark.adaptation_report import (RANDOM_MEAN, ZERO_SHOT, paired_over_sets, shot_count_summary,
+                                                    target_check)
+
+CASES = [f"t{i}" for i in range(25)]
+SOURCE = [f"s{i}" for i in range(5)]
+
+
+def _record(fold: int, shifts: dict, rng, set_effect: float = 0.0) -> dict:
+    """One support set's per-case Dice: every arm = a shared case difficulty + its shift + this set's effect."""
+    difficulty = {c: 0.6 + 0.01 * i for i, c in enumerate(CASES)}
+    dice = {arm: {"target_test": {c: difficulty[c] + shift + set_effect + float(rng.normal(0, 0.002))
+                                  for c in CASES},
+                  "source_forgetting": {c: 0.85 - abs(shift) for c in SOURCE}} for arm, shift in shifts.items()}
+    return {"fold": fold, "support_seed": fold, "cases": ["a"], "dice": dice,
+            "parameters": {arm: {"trained": 10, "stored": 10, "base": 100} for arm in shifts}}
+
+
+SHIFTS = {"iac": 0.05, "control": 0.02, "control_norm": 0.035, "random_seed1": 0.01, "random_seed2": 0.03,
+          "target_only": -0.1}
+
+
+def test_iac_is_compared_with_each_control_the_best_one_and_the_random_mean():
+    rng = np.random.default_rng(0)
+    records = [_record(f, SHIFTS, rng, set_effect=0.01 * f) for f in range(3)]
+    summary = shot_count_summary(records, {c: 0.5 for c in CASES}, {c: 0.9 for c in SOURCE})
+    assert summary["best_control"] == "control_norm" and summary["test_cases"] == 25
+    rows, comparisons = summary["rows"], summary["comparisons"]
+    assert comparisons["iac - best control (control_norm)"]["mean"] == pytest.approx(0.015, abs=0.002)
+    assert comparisons[f"iac - {RANDOM_MEAN}"]["mean"] == pytest.approx(0.03, abs=0.002)
+    assert comparisons["iac - target_only"]["ci95"][0] > 0.1
+    assert all(c["wilcoxon_p"] <= c["holm_p"] for c in comparisons.values())
+    assert rows[ZERO_SHOT]["forgetting"] == pytest.approx(0.9) and rows["iac"]["forgetting"] == pytest.approx(0.8)
+    assert rows["iac"]["minus_zero_shot"]["mean"] > 0.1 and len(rows["iac"]["target_per_set"]) == 3
+    check = target_check("10", summary)
+    assert check["met"] is True and "+1.0" in check["rule"]
+    assert target_check("all", summary)["met"] is True
+
+
+def test_a_gain_on_one_support_set_alone_does_not_clear_the_interval():
+    """IAC +6 points on one support set, -1 on the two others: the case interval of the mean would sit above zero,
+    the interval over support sets and cases does not."""
+    rng = np.random.default_rng(1)
+    differences = np.stack([np.full(25, 0.06), np.full(25, -0.01), np.full(25, -0.01)]) + rng.normal(0, 0.002, (3, 25))
+    pair = paired_over_sets(differences)
+    assert pair["mean"] == pytest.approx(0.0133, abs=0.002) and pair["ci95"][0] < 0 < pair["ci95"][1]
+    assert pair["support_sets"] == 3 and pair["cases"] == 25
+
+
+def test_the_bar_is_not_met_when_iac_trails_the_best_control():
+    rng = np.random.default_rng(2)
+    records = [_record(f, {**SHIFTS, "control_lowlr": 0.06}, rng) for f in range(3)]
+    summary = shot_count_summary(records, {c: 0.5 for c in CASES}, {c: 0.9 for c in SOURCE})
+    assert summary["best_control"] == "control_lowlr"
+    assert target_check("5", summary)["met"] is False and target_check("all", summary)["met"] is False
