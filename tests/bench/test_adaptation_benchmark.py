@@ -38,8 +38,8 @@ def test_every_arm_trains_on_the_support_set_from_the_untouched_source_base_and_
     # equal batches: the control and the target-only model trained for IAC's batches, rounded up to epochs
     assert record["control_epochs"] * 2 >= record["batches"]["batches"]
     target = out / "nnUNet_results" / "Dataset996_Tgt"
-    settings = json.loads((target / "nnUNetTrainerIACRetrain__nnUNetPlans_bench__2d" / f"fold_{fold}" /
-                           "iac_settings.json").read_text())
+    settings = json.loads((target / f"nnUNetTrainerIACRetrain__nnUNetPlans_bench_fold{fold}__2d" / f"fold_{fold}" /
+                           "iac_settings.json").read_text())  # one plans name per support set
     assert "Dataset995_Src" in settings["base_checkpoint"]
     params = record["parameters"]
     assert params["control_norm"]["trained"] < params["target_only"]["trained"] == params["target_only"]["base"]
