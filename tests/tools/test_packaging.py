@@ -5,6 +5,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = ("nnUNetTrainerIACSearch", "nnUNetTrainerIACRetrain", "nnUNetTrainerIACRetrainTrial",
             "nnUNetTrainerIACSearch_50epochs", "nnUNetTrainerIACSearch_noDA", "nnUNetTrainerIACRetrain_noDA")
@@ -43,6 +45,7 @@ def test_nnunet_finds_the_trainers_in_a_fresh_process():
     assert found == [[name, name] for name in names], result.stdout
 
 
+@pytest.mark.slow  # a fresh interpreter per trainer module: 51-85 s on 2 cores (2026-12-06)
 def test_trainer_modules_import_cleanly_on_their_own():
     from nnunet_iac.nnunet.trainer_path import trainers_dir
 
