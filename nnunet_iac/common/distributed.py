@@ -8,7 +8,8 @@ all of them. In one process (no process group) every function here is a no-op, s
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -16,10 +17,6 @@ import torch.distributed as dist
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
 
 
 def rank() -> int:
@@ -72,15 +69,17 @@ def broadcast_tensors(tensors: Iterable[torch.Tensor], source: int = 0) -> None:
             dist.broadcast(tensor.data, source)
 
 
-def broadcast_object(value: Any, source: int = 0) -> Any:
-    """Rank ``source``'s ``value`` (picklable) on every rank."""
-    if not is_distributed():
-        return value
-    holder = [value]
-    dist.broadcast_object_list(holder, source)
-    return holder[0]
-
-
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+@contextmanager
+def rank_zero_first() -> Iterator[None]:
+    """Run the block on rank 0, then on the other ranks: what rank 0 writes for everyone (a split, a measured
+    cost table cached in the fold folder) the others then read instead of writing it too."""
+    if rank() != 0:
+        barrier()
+    yield
+    if rank() == 0:
+        barrier()

@@ -45,7 +45,7 @@ def find_search_genotype(results_dir: str, dataset_name: str, plans_name: str, c
     return found[0] if found else preferred
 
 
-def load_retrain_genotype(default_path: Path, override: str = "", epoch: int = -1) -> tuple[Genotype, Path]:
+def load_retrain_genotype(default_path: Path | None, override: str = "", epoch: int = -1) -> tuple[Genotype, Path]:
     """The genotype Stage III trains and the file it came from: the final genotype (``genotype.json``), or with
     ``epoch`` >= 0 the one of that search epoch from the ``search_history.json`` next to it."""
     path = Path(override).expanduser() if override else default_path

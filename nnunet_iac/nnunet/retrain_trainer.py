@@ -14,6 +14,10 @@ The cells are built with the cell options the genotype records (``settings.setti
 ``nnUNet_IAC_*`` variable stops the trainer here, before anything is written; ``nnUNet_IAC_init`` may be set
 for Stage III alone. A version-1 genotype, which records none, takes them from the settings as before.
 ``iac_settings.json`` and the checkpoints record the values in effect.
+
+Under DDP (``-num_gpus N``) the discrete cells train through nnU-Net's DDP path like any nnU-Net network;
+DDP synchronises what the optimizer steps (the cells and the base parts ``nnUNet_IAC_retrain_base`` trains)
+and leaves the frozen base out (``trainer_base.configure_optimizers``).
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ from nnunet_iac.nnunet.retrain_setup import (check_genotype_fits, check_no_confl
 from nnunet_iac.nnunet.settings import settings_for_genotype
 from nnunet_iac.search.signal_history import SIGNAL_HISTORY_FILE, load_signal_rows, record_signal_epoch
 from nnunet_iac.search.signal_monitor import CellSignalMonitor, describe_signal
-from nnunet_iac.nnunet.trainer_base import IACTrainerBase, refuse_distributed
+from nnunet_iac.nnunet.trainer_base import IACTrainerBase
 
 
 SIGNAL_PLOT = "signal.png"
@@ -49,10 +53,11 @@ class IACRetrainTrainer(IACTrainerBase):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        refuse_distributed(self.__class__.__name__)
         settings = self.read_settings()
-        default = find_search_genotype(str(nnUNet_results), plans["dataset_name"], plans["plans_name"],
-                                       configuration, fold, self.search_trainer_name)
+        # with nnUNet_IAC_genotype set, the searches of the fold are not looked at (several would be ambiguous)
+        default = None if settings.genotype else find_search_genotype(
+            str(nnUNet_results), plans["dataset_name"], plans["plans_name"], configuration, fold,
+            self.search_trainer_name)
         genotype, self.genotype_source = load_retrain_genotype(default, settings.genotype, settings.genotype_epoch)
         settings = settings_for_genotype(settings, genotype, str(self.genotype_source))
         resolved = PlansManager(plans).get_configuration(configuration)
@@ -72,7 +77,7 @@ class IACRetrainTrainer(IACTrainerBase):
     def base_policy(self) -> str:
         return self.iac_settings.retrain_base
 
-    def configure_optimizers(self):
+    def make_optimizers(self):
         """The cell weights, plus the base weights nnUNet_IAC_retrain_base unfreezes as a second group, with
         nnUNet_IAC_retrain_optimizer (see nnunet_iac.search.optimizers). nnU-Net calls this before the base is loaded
         and frozen, so the base group is chosen by the policy, not by requires_grad."""

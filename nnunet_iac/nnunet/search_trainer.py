@@ -8,6 +8,14 @@ monitors val_search; the fold's validation cases are used only by the final stan
 The architecture update, the supernet and the genotype belong to the search strategy
 (``search_strategy_class``, a ``nnunet_iac.search.strategy.SearchStrategy``; PC-DARTS by default): a
 variant trainer that sets another strategy changes the algorithm and nothing else.
+
+Under DDP (``-num_gpus N``) one architecture lives on every rank: each rank takes the architecture step on
+its own val_search batch (nnU-Net's batch size per rank, for both search loaders) and the alpha/beta
+gradients are averaged before Adam steps (``search.architecture_step``), so alpha/beta, Adam's moments and the
+scaler stay equal; every rank keeps the same history and derives the same genotype, so early stops happen on
+every rank at once; the losses a NaN stop is decided on are averaged over ranks first; rank 0 writes every file.
+Strategies that cannot run under DDP say why (``SearchStrategy.ddp_refusal``) and are refused before anything
+is written.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_iac.common.distributed import average_value, broadcast_tensors, is_distributed, rank_zero_first
 from nnunet_iac.nnunet.checkpointing import unwrap
 from nnunet_iac.nnunet.data_loading import make_training_loader, shut_down
 from nnunet_iac.network.implant import cell_parameters
@@ -32,7 +41,7 @@ from nnunet_iac.search.strategies import STRATEGIES
 from nnunet_iac.nnunet.settings import PREFIX, IACSettings, SettingsError
 from nnunet_iac.search.strategy import StrategyContext
 from nnunet_iac.search.signal_monitor import CellSignalMonitor, describe_signal
-from nnunet_iac.nnunet.trainer_base import IACTrainerBase
+from nnunet_iac.nnunet.trainer_base import IACTrainerBase, MultiProcessNotSupported
 
 GENOTYPE_FILE = "genotype.json"
 WEIGHTS_PLOT = "operation_weights.png"
@@ -63,6 +72,7 @@ class IACSearchTrainer(IACTrainerBase):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        self.refuse_ddp_if_unsupported()
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = CELL_LR
         self.strategy = self.strategy_class()()
@@ -94,7 +104,17 @@ class IACSearchTrainer(IACTrainerBase):
                                 f"nnUNetTrainerIACSearch with {PREFIX}strategy.")
         return cls.search_strategy_class
 
-    def configure_optimizers(self):
+    @classmethod
+    def refuse_ddp_if_unsupported(cls) -> None:
+        """Under DDP, a strategy with a ``ddp_refusal`` stops here, before anything is written, on every rank."""
+        strategy = cls.strategy_class()
+        if is_distributed() and strategy.ddp_refusal:
+            raise MultiProcessNotSupported(
+                f"{cls.__name__} cannot run the {strategy.name!r} search strategy on several GPUs "
+                f"(-num_gpus > 1): {strategy.ddp_refusal} Run it on one GPU (drop -num_gpus), or search with "
+                f"nnUNet_IAC_strategy=pcdarts or cost, which run under DDP.")
+
+    def make_optimizers(self):
         """Cell weights: SGD lr 0.01, momentum as nnU-Net (see optimizers), with nnUNet_IAC_search_schedule:
         PC-DARTS' cosine (default) or the paper's cosine power annealing (4.2.2; see schedules); or, with
         nnUNet_IAC_cell_optimizer=adas, Adas (a rate per convolution from its probe, see adas)."""
@@ -105,10 +125,14 @@ class IACSearchTrainer(IACTrainerBase):
         return optimizer, search_cell_scheduler(self.iac_settings.search_schedule, optimizer, CELL_LR, self.num_epochs)
 
     def initialize(self):
+        """The strategy is set up on rank 0 first (what it measures once and caches in the fold folder, the
+        others read), and rank 0's alpha/beta are copied to every rank (DDP leaves them out of its own copy)."""
         super().initialize()
-        self.strategy.setup(unwrap(self.network), StrategyContext(
-            self.device, self.iac_settings.arch_lr, options=self.iac_settings.to_dict(),
-            patch_size=tuple(self.configuration_manager.patch_size), output_folder=Path(self.output_folder)))
+        with rank_zero_first():
+            self.strategy.setup(unwrap(self.network), StrategyContext(
+                self.device, self.iac_settings.arch_lr, options=self.iac_settings.to_dict(),
+                patch_size=tuple(self.configuration_manager.patch_size), output_folder=Path(self.output_folder)))
+        broadcast_tensors(self.strategy.architecture_parameters())
         self.signal_monitor = CellSignalMonitor(unwrap(self.network))
 
     @property
@@ -118,8 +142,9 @@ class IACSearchTrainer(IACTrainerBase):
     def get_tr_and_val_datasets(self):
         """train_search trains the cell weights; val_search (the other half) steers alpha/beta and is monitored."""
         train_keys, _ = self.do_split()
-        self.search_split = load_or_create_split(Path(self.output_folder), train_keys, self.iac_settings.seed,
-                                                 self.fold)
+        with rank_zero_first():  # rank 0 writes search_split.json, the others read it
+            self.search_split = load_or_create_split(Path(self.output_folder), train_keys, self.iac_settings.seed,
+                                                     self.fold)
         self.print_to_log_file(f"Search split: {len(self.search_split['train_search'])} train_search and "
                                f"{len(self.search_split['val_search'])} val_search cases (of the fold's training "
                                f"cases; its validation cases are not used by the search).")
@@ -135,15 +160,20 @@ class IACSearchTrainer(IACTrainerBase):
         return loader_train, loader_val
 
     def train_step(self, batch: dict) -> dict:
+        """The architecture step on the plain network (past nnU-Net's DDP wrapper, see ``architecture_step``),
+        then nnU-Net's step of the cell weights through it. The losses are averaged over ranks before the NaN
+        check, so that every rank stops or none does (a no-op in one process)."""
         arch_loss = float("nan")
         if not self.is_warmup:
-            arch_loss = self.strategy.architecture_update(self.network, self.loss, lambda: next(self.dataloader_arch),
+            arch_loss = self.strategy.architecture_update(unwrap(self.network), self.loss,
+                                                          lambda: next(self.dataloader_arch),
                                                           self.signal_monitor.observe_architecture)
+            arch_loss = average_value(arch_loss)
             self.check_finite(arch_loss, "architecture (alpha/beta) loss on val_search")
         with gradients_only_for(cell_parameters(unwrap(self.network)), self.strategy.architecture_parameters()):
             result = super().train_step(batch)
         self.signal_monitor.observe_cells()
-        self.check_finite(float(result["loss"]), "cell-weight loss on train_search")
+        self.check_finite(average_value(float(result["loss"])), "cell-weight loss on train_search")
         return {**result, "arch_loss": np.array(arch_loss)}
 
     def check_finite(self, loss: float, what: str) -> None:
@@ -189,8 +219,7 @@ class IACSearchTrainer(IACTrainerBase):
     def on_epoch_end(self):
         # the strategy's between-epoch change (e.g. pruning) before the epoch is recorded and checkpointed
         self.strategy.end_epoch(searching=not self.is_warmup)
-        if self.local_rank == 0:
-            self.record_epoch()
+        self.record_epoch()
         self.probe_cells_after_epoch()
         super().on_epoch_end()
         if self.strategy.finished() and self.current_epoch < self.num_epochs:
@@ -205,6 +234,8 @@ class IACSearchTrainer(IACTrainerBase):
             raise SearchConverged()
 
     def record_epoch(self) -> None:
+        """The epoch's history row on every rank (the early stop reads it: every rank must stop alike); rank 0
+        writes search_history.json and genotype.json."""
         with torch.no_grad():
             genotype, op_weights, edge_weights = self.current_genotype()
         started = self.logger.get_value("epoch_start_timestamps", step=-1)
@@ -219,6 +250,8 @@ class IACSearchTrainer(IACTrainerBase):
             seconds=time.time() - started, parameter_free_ops=parameter_free_ops(genotype),
             alpha_entropy=alpha_entropy(op_weights), strategy_fields=self.strategy.epoch_fields() or None, **signal)
         self.history.append(record)
+        if self.local_rank != 0:
+            return
         self.history.save(Path(self.output_folder) / HISTORY_FILE)
         genotype.save(Path(self.output_folder) / GENOTYPE_FILE)
         self.print_to_log_file(f"IAC {record.phase} epoch {record.epoch}: alpha entropy {record.alpha_entropy:.4f}, "

@@ -2,6 +2,11 @@
 
 Subclasses keep nnU-Net's fixed ``__init__`` signature and override one hook at a time; the base
 model is found, checked and loaded in ``initialize`` right after nnU-Net has built the network.
+
+Multi-GPU (``-num_gpus N``, nnU-Net's DDP): nnU-Net splits the batch over the ranks and wraps the network;
+``configure_optimizers`` tells DDP to synchronise only what the optimizer steps (``ddp_parameters``), every
+rank draws its own batches (``seed_epoch`` per rank), and only rank 0 writes files (nnU-Net's rule for its
+checkpoints, kept for every file of ours).
 """
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ from os.path import join
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from nnunetv2.paths import nnUNet_results
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -18,10 +22,12 @@ from nnunet_iac.nnunet.base_model import (check_base_matches, default_base_folde
                                    read_base_checkpoint, resolve_base_checkpoint)
 from nnunet_iac.network.base_policy import trainable_base_children
 from nnunet_iac.nnunet.checkpointing import IAC_KEY, atomic_torch_save, nnunet_checkpoint, safe_load, unwrap
+from nnunet_iac.nnunet.ddp_parameters import leave_out_of_ddp
 from nnunet_iac.common.determinism import seed_epoch
 from nnunet_iac.network.implant import cell_parameters, count_parameters, freeze_base, trainable_base_parameters
 from nnunet_iac.nnunet.settings import PREFIX, IACSettings
 from nnunet_iac.search.adas import AdasScheduler
+from nnunet_iac.search.architecture_step import stepped_parameters
 from nnunet_iac.search.plots import plot_probe
 from nnunet_iac.search.cell_probing import module_gains
 from nnunet_iac.search.probe_history import PROBE_PLOT, ProbeRecorder, describe_probe
@@ -30,21 +36,11 @@ SETTINGS_FILE = "iac_settings.json"
 
 
 class MultiProcessNotSupported(RuntimeError):
-    """nnU-Net's -num_gpus > 1 (DDP) is not supported by the IAC trainers."""
+    """nnU-Net's -num_gpus > 1 (DDP) with a setting that cannot run under it (see ``SearchStrategy.ddp_refusal``)."""
 
 
 class OutputFolderError(OSError):
     """nnU-Net cannot create or write the trainer's output folder."""
-
-
-def refuse_distributed(trainer_name: str) -> None:
-    """Refuse DDP before anything is written: per-rank architecture updates would let ranks disagree on the
-    genotype, and nnU-Net's DDP wrapper cannot switch gradients between cells and alpha/beta per step."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        raise MultiProcessNotSupported(
-            f"{trainer_name} does not support multi-process training (-num_gpus > 1, world size "
-            f"{dist.get_world_size()}): every rank would update alpha/beta on its own batches. Run it on one "
-            f"GPU (drop -num_gpus); the cells are small, one GPU is enough.")
 
 
 class IACTrainerBase(nnUNetTrainer):
@@ -68,7 +64,6 @@ class IACTrainerBase(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        refuse_distributed(self.__class__.__name__)
         try:
             super().__init__(plans, configuration, fold, dataset_json, device)
         except OSError as e:
@@ -85,6 +80,20 @@ class IACTrainerBase(nnUNetTrainer):
 
     def _do_i_compile(self):
         return False
+
+    def configure_optimizers(self):
+        """nnU-Net calls this once the network is built and wraps it in DDP right after (``-num_gpus N``): the
+        subclass's ``make_optimizers``, and DDP told to leave out what that optimizer does not step."""
+        optimizer, scheduler = self.make_optimizers()
+        if self.is_ddp:
+            ignored = leave_out_of_ddp(unwrap(self.network), optimizer)
+            self.print_to_log_file(f"DDP synchronises the {len(stepped_parameters(optimizer))} parameter tensors the "
+                                   f"optimizer steps and leaves out {len(ignored)} (the frozen base, alpha/beta).")
+        return optimizer, scheduler
+
+    def make_optimizers(self):
+        """The optimizer and learning-rate schedule of what this trainer trains (nnU-Net's pair)."""
+        raise NotImplementedError
 
     def initialize(self):
         torch.manual_seed(self.iac_settings.seed)
@@ -114,7 +123,7 @@ class IACTrainerBase(nnUNetTrainer):
                                f"{count_parameters(cell_parameters(network)):,} parameters, {unfrozen}.")
 
     def on_train_epoch_start(self):
-        seed_epoch(self.iac_settings.seed, self.current_epoch)
+        seed_epoch(self.iac_settings.seed, self.current_epoch, self.local_rank)
         super().on_train_epoch_start()
 
     def on_train_start(self):

@@ -77,6 +77,8 @@ def choose_from_front(dice: list[float], cost: list[float], front: list[int], to
 
 class EvolutionStrategy(PCDartsStrategy):
     name = "nsga2"
+    ddp_refusal = ("its evolution scores genotypes on each rank's own val_search batches, so the ranks could "
+                   "choose different genotypes, and each would write evolution.json.")
 
     def __init__(self):
         super().__init__()

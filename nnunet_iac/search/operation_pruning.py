@@ -20,6 +20,9 @@ from nnunet_iac.search.pc_darts import PCDartsStrategy
 
 
 class OperationPruningStrategy(PCDartsStrategy):
+    ddp_refusal = ("pruned operations are not computed any more, so their weights get no gradient, and nnU-Net's "
+                   "DDP wrapper (without find_unused_parameters) stops on parameters without one.")
+
     def __init__(self):
         super().__init__()
         self.mask = None          # (edges, ops) bool: operations left on each edge

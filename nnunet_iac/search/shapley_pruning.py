@@ -71,6 +71,9 @@ class ShapleyPruningStrategy(OperationPruningStrategy):
     """PC-DARTS' architecture steps; the operation of each edge with the lowest Shapley value on val_search is
     pruned every ``interval`` search epochs."""
 
+    ddp_refusal = ("pruned operations are not computed any more, so their weights get no gradient, and nnU-Net's "
+                   "DDP wrapper (without find_unused_parameters) stops on parameters without one; besides, its "
+                   "Shapley values are estimated on each rank's own batch, so the ranks could prune differently.")
     name = "shapley"
     permutations = PERMUTATIONS
     interval = INTERVAL

@@ -51,6 +51,10 @@ class SearchStrategy(ABC):
     """One cell-search algorithm. Subclasses set ``name`` (recorded in the history and the genotype's meta)."""
 
     name: str = ""
+    #: why this strategy cannot run under DDP (``-num_gpus N``), said to the user when it is refused there;
+    #: empty: it can (its architecture step averages the gradients over ranks, ``architecture_step``, and the
+    #: state it keeps follows from alpha/beta alone, so it is equal on every rank)
+    ddp_refusal: str = ""
 
     @staticmethod
     @abstractmethod
@@ -67,7 +71,7 @@ class SearchStrategy(ABC):
                             on_gradients: Callable[[], None]) -> float:
         """Update the architecture once (the trainer calls it before each cell-weight step after warm-up);
         returns the loss it saw (NaN if it saw none). ``model`` is what the forward pass runs through (the
-        trainer's network, possibly wrapped); ``next_batch`` draws a val_search batch; ``on_gradients`` must be
+        trainer's plain network, never nnU-Net's DDP wrapper); ``next_batch`` draws a val_search batch; ``on_gradients`` must be
         called once the architecture's true (unscaled) gradients are in ``.grad``."""
 
     @abstractmethod
