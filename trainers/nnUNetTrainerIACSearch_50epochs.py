@@ -1,7 +1,7 @@
 """A search variant the nnU-Net way (``nnUNetTrainer_250epochs``): ``-tr nnUNetTrainerIACSearch_50epochs``.
 
 The example of how to write your own: subclass a trainer of this folder, set ``iac_defaults`` (setting names
-as in the README's table, without the ``nnUNet_IAC_`` prefix), save the file in a folder on
+as in docs/configuration.md, without the ``nnUNet_IAC_`` prefix), save the file in a folder on
 ``nnUNet_extTrainer``. ``nnUNet_IAC_*`` variables still override these defaults, and the variant's output
 folder is its own; ``nnUNetTrainerIACRetrain`` finds its genotype when it is the only search of the fold.
 """

@@ -62,8 +62,8 @@ def parse_iac_settings(items: list[str]) -> dict[str, str]:
         if not sep or not name:
             raise SettingsError(f"--iac-setting {item!r} is not NAME=VALUE; e.g. --iac-setting init=gate.")
         if name not in IACSettings.__dataclass_fields__:
-            raise SettingsError(f"--iac-setting {item!r}: {PREFIX}{name} is not a setting; see the README's knob "
-                                f"table.")
+            raise SettingsError(f"--iac-setting {item!r}: {PREFIX}{name} is not a setting; see docs/configuration.md "
+                                f"for the settings.")
         if name in BENCHMARK_OWNED:
             raise SettingsError(f"--iac-setting {item!r}: the benchmark sets {PREFIX}{name} itself (budget, seed, "
                                 f"base); use the budget options instead.")

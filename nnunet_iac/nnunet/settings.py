@@ -131,7 +131,7 @@ class IACSettings:
         unknown = sorted(set(defaults or {}) - {f.name for f in fields(cls)})
         if unknown:
             raise SettingsError(f"{source} names {', '.join(unknown)}, which {'are' if len(unknown) > 1 else 'is'} not "
-                                f"a setting; use the names of the {PREFIX}* variables without the prefix (README).")
+                                f"a setting; use the names of the {PREFIX}* variables without the prefix (docs/configuration.md).")
         values = dict(defaults or {})
         for f in fields(cls):
             kind = getattr(f.type, "__name__", f.type)
