@@ -1,12 +1,14 @@
 """Adapting a trained nnU-Net to a new site: ``nnunet-iac benchmark SOURCE --target TARGET`` (issue 36).
 
     nnunet-iac benchmark SOURCE_DIR --target TARGET_DIR --out DIR [--shots 5,10,20,all] [--support-seeds 3]
+                         [--base MODEL_FOLDER [--base-fold F]]
 
 SOURCE_DIR and TARGET_DIR are nnU-Net raw folders of one task in two domains (``nnunet-iac domain-split`` makes
 them from DSB2018's domains.tsv); the target's labelled test set is its imagesTs/labelsTs (or --test-images /
 --test-labels). Done the way nnU-Net's pretraining guide does it: the source is planned and its base trained, the
 source's plans are moved to the target (``nnUNetv2_move_plans_between_datasets``) and the target preprocessed with
-them, so a source model runs on target data unchanged.
+them, so a source model runs on target data unchanged. With ``--base MODEL_FOLDER`` the user's own trained source
+model is the base instead (nothing is trained on the source; nnunet_iac/benchmark/user_base.py).
 
 What it measures first is whether there is anything to adapt: the **zero-shot gap**, the source base on the
 target's test cases against a target-only model trained from scratch on the target's whole training pool (and the
@@ -41,6 +43,8 @@ from nnunet_iac.benchmark.plans import BENCH_PLANS, CONFIGURATION, write_bench_p
 from nnunet_iac.benchmark.stages import StageError, StageRunner
 from nnunet_iac.benchmark.support_sets import (ALL, SupportSetError, assign_folds, parse_shots, requested,
                                                write_splits)
+from nnunet_iac.benchmark.user_base import (UserBase, link_into_results, load_user_base, set_arm_batch,
+                                            write_source_plans)
 
 #: the shift must cost the source base at least this much Dice on the target for adaptation to be testable
 GAP_THRESHOLD = 0.02
@@ -53,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, metavar="TARGET_DIR",
                    help="nnU-Net raw folder of the target domain (its imagesTs/labelsTs: the target test set)")
     p.add_argument("--out", required=True, help="folder for everything the run writes (must be new unless --resume)")
+    p.add_argument("--base", metavar="MODEL_FOLDER",
+                   help="your trained source model, an nnU-Net model folder (TRAINER__PLANS__2d), as the base instead "
+                        "of one the benchmark trains; read only (its checkpoint's SHA-256 is checked after every "
+                        "support set); its fold_F/validation cases are the forgetting cases")
+    p.add_argument("--base-fold", type=int, default=0, metavar="F",
+                   help="the fold of --base whose checkpoint_final.pth is the base (default 0)")
     p.add_argument("--test-images", help="the target test set's images instead of TARGET_DIR/imagesTs")
     p.add_argument("--test-labels", help="the target test set's labels instead of TARGET_DIR/labelsTs")
     p.add_argument("--shots", default="5,10,20,all", help="target training cases per support set, e.g. 5,10,20,all")
@@ -67,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="source validation cases every adapted model predicts, to measure forgetting (default 20)")
     p.add_argument("--zero-shot-only", action="store_true",
                    help="stop after the zero-shot gap (base and target-only model), before any support set")
+    p.add_argument("--report-only", action="store_true",
+                   help="write adaptation.md/json and the figures of --out from the support sets finished so far "
+                        "(folds/fold_<F>.json) and stop: nothing is trained or predicted (e.g. beside a running run)")
     p.add_argument("--smoke", action="store_true", help="every stage with a few iterations (for the test suite)")
     p.add_argument("--device", default="cpu", help="device for nnU-Net (default cpu)")
     p.add_argument("--resume", action="store_true", help="go on with an interrupted run in --out")
@@ -104,6 +117,10 @@ class AdaptationBenchmark:
         self.preprocessed = self.out / "nnUNet_preprocessed"
         self.results = self.out / "nnUNet_results"
         self.predictions = self.out / "predictions"
+        self.user_base: UserBase | None = None
+        if args.base:
+            self.user_base = load_user_base(args.base, args.base_fold,
+                                            json.loads((self.target.folder / "dataset.json").read_text()))
 
     def check_inputs(self) -> datasets.CaseSet:
         target_json = json.loads((self.target.folder / "dataset.json").read_text())
@@ -125,6 +142,8 @@ class AdaptationBenchmark:
         the source's plans."""
         for found in (self.source, self.target):
             runner.step(f"link {found.name}", lambda f=found: datasets.link_raw_dataset(f.folder, self.raw / f.name))
+        if self.user_base is not None:
+            return self.prepare_with_user_base(runner)
         runner.run("plan and preprocess source", "nnUNetv2_plan_and_preprocess", "-d", str(self.source.dataset_id),
                    "-c", CONFIGURATION, "-np", "1", "-npfp", "1", env={"nnUNet_n_proc_DA": "1"})
         write_bench_plans(self.preprocessed / self.source.name, self.budget.batch_size, self.budget.patch_size,
@@ -134,6 +153,23 @@ class AdaptationBenchmark:
         runner.run("move source plans to target", "nnUNetv2_move_plans_between_datasets", "-s",
                    str(self.source.dataset_id), "-t", str(self.target.dataset_id), "-sp", BENCH_PLANS, "-tp",
                    BENCH_PLANS)
+        self.preprocess_target(runner)
+
+    def prepare_with_user_base(self, runner: StageRunner) -> None:
+        """The user's base: its plans moved to the target as a trained source's would be, at the arms' batch."""
+        base = self.user_base
+        runner.step("link the base model folder", lambda: link_into_results(base, self.results / self.source.name))
+        moved = write_source_plans(base, self.preprocessed / self.source.name)
+        runner.run("extract target fingerprint", "nnUNetv2_extract_fingerprint", "-d", str(self.target.dataset_id),
+                   "-np", "1", env={"nnUNet_n_proc_DA": "1"})
+        runner.run("move the base's plans to target", "nnUNetv2_move_plans_between_datasets", "-s",
+                   str(self.source.dataset_id), "-t", str(self.target.dataset_id), "-sp", moved, "-tp", BENCH_PLANS)
+        runner.step("set the arms' batch", lambda: set_arm_batch(
+            self.preprocessed / self.target.name / f"{BENCH_PLANS}.json", self.budget.batch_size,
+            self.budget.patch_size))
+        self.preprocess_target(runner)
+
+    def preprocess_target(self, runner: StageRunner) -> None:
         # nnU-Net copies dataset.json into the preprocessed folder when it plans; a target preprocessed with moved
         # plans was never planned, and nnUNetv2_preprocess reads it from there
         runner.step("copy target dataset.json", lambda: shutil.copyfile(
@@ -158,7 +194,18 @@ class AdaptationBenchmark:
         arms.train_from_scratch(f"{arm.name} training", arm, SEED)
         return arm
 
+    def report_only(self) -> dict:
+        """The report of the support sets finished so far, from the files a run wrote."""
+        gap = self.out / "zero_shot.json"
+        if not gap.is_file():
+            raise datasets.DatasetError(f"--report-only: {gap} does not exist; run the benchmark (at least "
+                                        f"--zero-shot-only) into --out {self.out} first.")
+        return write_adaptation_report(self.out, self.describe(), json.loads(gap.read_text()),
+                                       self.predictions / "zero_shot")
+
     def main(self) -> dict:
+        if self.args.report_only:
+            return self.report_only()
         test = self.check_inputs()
         self.out.mkdir(parents=True, exist_ok=True)
         started = time.time()
@@ -168,19 +215,20 @@ class AdaptationBenchmark:
         self.prepare(runner)
         folds = self.support_folds()
         source_arms = ArmRunner(runner, self.source.dataset_id, self.results / self.source.name, self.budget,
-                                self.args.device)
+                                self.args.device,
+                                base_checkpoint=self.user_base.checkpoint if self.user_base else None)
         target_arms = ArmRunner(runner, self.target.dataset_id, self.results / self.target.name, self.budget,
                                 self.args.device)
-        source_arms.train_base()
+        if self.user_base is None:
+            source_arms.train_base()
         base_hash = record_base_hash(self.out, source_arms.base_checkpoint)
         all_fold = next(fold for support, fold in folds.items() if support.shots == ALL)
         target_only = self.train_target_only(target_arms, all_fold)
 
         raw_json = json.loads((self.raw / self.target.name / "dataset.json").read_text())
-        validation = datasets.link_case_set(SOURCE_VALIDATION, self.raw / self.source.name,
-                                            datasets.validation_cases(self.preprocessed / self.source.name, 0),
+        validation = datasets.link_case_set(SOURCE_VALIDATION, self.raw / self.source.name, self.source_validation(),
                                             self.out / "source_validation_set")
-        base = base_arm()
+        base = self.user_base.arm() if self.user_base else base_arm()
         zero_shot = self.predictions / "zero_shot"
         source_arms.predict(base, [validation, test], raw_json, zero_shot)
         target_arms.predict(target_only, [test], raw_json, self.predictions / "target")
@@ -213,12 +261,24 @@ class AdaptationBenchmark:
             if record_base_hash(self.out, source_arms.base_checkpoint) != base_hash:
                 raise StageError(f"The base checkpoint {source_arms.base_checkpoint} changed while the arms of fold "
                                  f"{fold} trained; the adaptation must leave it bit-identical.")
+            # after every support set: a run interrupted later still has its report of the sets so far
+            write_adaptation_report(self.out, self.describe(), results, zero_shot)
         report = write_adaptation_report(self.out, self.describe(), results, zero_shot)
         runner.note(f"results: {self.out / 'adaptation.md'} and adaptation.json")
         return report
 
+    def source_validation(self) -> list[str]:
+        """The source cases the base did not train on: the validation fold of the base."""
+        if self.user_base is None:
+            return datasets.validation_cases(self.preprocessed / self.source.name, 0)
+        ending = json.loads((self.source.folder / "dataset.json").read_text())["file_ending"]
+        return self.user_base.validation_cases(datasets.case_ids(self.raw / self.source.name / "labelsTr", ending))
+
     def describe(self) -> dict:
-        return {"source": self.source.name, "target": self.target.name, "device": self.args.device,
+        base = ({"model_folder": str(self.user_base.folder), "fold": self.user_base.fold,
+                 "plans_batch_size": self.user_base.plans["configurations"][CONFIGURATION].get("batch_size")}
+                if self.user_base else "trained by the benchmark on SOURCE_DIR (fold 0)")
+        return {"source": self.source.name, "base": base, "target": self.target.name, "device": self.args.device,
                 "smoke": self.args.smoke, "budget": self.budget.to_dict(), "cpu_count": os.cpu_count(),
                 "controls": self.args.controls, "random_genotypes": self.args.random_genotypes,
                 "forgetting_cases": self.args.forgetting_cases,
@@ -260,6 +320,7 @@ def gap_markdown(results: dict) -> str:
     info, gap = results["benchmark"], results["zero_shot_gap"]
     pair = gap["target_only_minus_base"]
     low, high = pair["ci95"]
+    user = info["base"] if isinstance(info.get("base"), dict) else None
     verdict = ("the shift is strong enough to test adaptation" if gap["shift_testable"] else
                f"the shift is too weak to test adaptation (gap below {100 * gap['threshold']:.0f} points or its "
                f"interval reaches zero)")
@@ -267,10 +328,13 @@ def gap_markdown(results: dict) -> str:
         f"# Zero-shot gap: {info['source']} -> {info['target']}" + (" (SMOKE RUN)" if info["smoke"] else ""), "",
         f"Run on {info['date']}, device {info['device']}, {info['cpu_count']} CPU cores, budget "
         f"'{info['budget']['profile']}' ({info['budget']['base_epochs']} epochs x "
-        f"{info['budget']['iterations_per_epoch']} iterations at batch {info['budget']['batch_size']} for the base "
-        f"and for the target-only model); {results['total_seconds'] / 60:.1f} min.", "",
+        f"{info['budget']['iterations_per_epoch']} iterations at batch {info['budget']['batch_size']} for the "
+        f"{'target-only model' if user else 'base and for the target-only model'}); "
+        f"{results['total_seconds'] / 60:.1f} min." + (f" Base: {user['model_folder']}, fold {user['fold']} (yours, "
+                                                      f"not trained by the benchmark)." if user else ""), "",
         "| model | data it was trained on | source validation | target test |", "|---|---|---|---|",
-        f"| base | source, fold 0 training cases | {100 * gap['base_source_validation']:.2f} | "
+        f"| base | source, fold {user['fold'] if user else 0} training cases | "
+        f"{100 * gap['base_source_validation']:.2f} | "
         f"{100 * gap['base_target_test']:.2f} |",
         f"| target-only | the target's whole training pool | - | {100 * gap['target_only_target_test']:.2f} |", "",
         f"Mean per-case Dice (points), {results['sets'][SOURCE_VALIDATION]} source validation and "

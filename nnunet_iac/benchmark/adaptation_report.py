@@ -21,6 +21,7 @@ from nnunet_iac.benchmark.arm_names import RANDOM, group_of, is_control
 from nnunet_iac.benchmark.adaptation_support import FOLDS_FOLDER
 from nnunet_iac.benchmark.case_dice import per_case_dice
 from nnunet_iac.benchmark.figure import save_figure
+from nnunet_iac.benchmark.forest import write_forest_figure
 from nnunet_iac.benchmark.intervals import LEVEL, holm, seed_and_case_interval
 from nnunet_iac.benchmark.support_sets import ALL
 
@@ -84,7 +85,8 @@ def shot_count_summary(records: list[dict], base_target: dict[str, float], base_
         comparisons[f"{IAC} - best control ({best})"] = comparisons[f"{IAC} - {best}"]
     adjusted = holm([c["wilcoxon_p"] for c in comparisons.values()])
     comparisons = {name: {**c, "holm_p": p} for (name, c), p in zip(comparisons.items(), adjusted)}
-    return {"support_sets": [{"fold": r["fold"], "seed": r["support_seed"], "cases": r["cases"]} for r in records],
+    return {"support_sets": [{"fold": r["fold"], "seed": r["support_seed"], "cases": r["cases"],
+                              "search_signal": r.get("search_signal")} for r in records],
             "test_cases": len(cases), "rows": rows, "best_control": best, "comparisons": comparisons}
 
 
@@ -149,14 +151,29 @@ def markdown(info: dict, gap: dict, shots: dict, base_hash: str) -> str:
         for name, c in summary["comparisons"].items():
             lines.append(f"| {name} | {100 * c['mean']:+.2f} | {_interval(c['ci95'])} | {c['wilcoxon_p']:.3g} | "
                          f"{c['holm_p']:.3g} |")
+        lines += ["", search_signal_line(summary["support_sets"])]
         verdict = "n/a" if check["met"] is None else ("met" if check["met"] else "NOT met")
         lines += ["", f"Target ({check['rule']}): **{verdict}**.", ""]
     lines += ["Every arm trained on the same support sets for IAC's batches (a search iteration counted twice); "
               "the best control is the one with the highest target Dice at that shot count, chosen after the fact. "
               "Intervals resample support sets and cases; p-values are Wilcoxon signed-rank tests of the per-case "
               "differences averaged over support sets, Holm-adjusted over each shot count's rows. Forgetting: Dice "
-              "on the same source validation cases for every arm. Figure: adaptation_curve.png.", ""]
+              "on the same source validation cases for every arm. Figures: adaptation_curve.png (Dice against "
+              "shots), adaptation_forest.png (IAC's paired differences).", ""]
     return "\n".join(lines)
+
+
+def search_signal_line(support_sets: list[dict]) -> str:
+    """Whether the search still had a signal on k cases: its split and the alpha gradient SNR per search epoch."""
+    parts = []
+    for support in support_sets:
+        signal = support.get("search_signal")
+        if not signal:
+            continue
+        snr = [row["snr_alpha"] for row in signal["epochs"] if row.get("snr_alpha") is not None]
+        parts.append(f"fold {support['fold']}: {signal['train_search']} train_search / {signal['val_search']} "
+                     f"val_search cases, alpha SNR per search epoch " + (", ".join(f"{x:.1f}" for x in snr) or "-"))
+    return ("Search on the support set (SNR ~1: noise only): " + "; ".join(parts) + ".") if parts else ""
 
 
 def write_curve(path: Path, shots: dict) -> Path:
@@ -182,6 +199,15 @@ def write_curve(path: Path, shots: dict) -> Path:
     return save_figure(figure, path)
 
 
+def adaptation_forest_rows(shots: dict) -> list[dict]:
+    """IAC against every other arm, per shot count (one panel each): mean and interval in points, as in
+    adaptation.json (the best control's row repeats the control it names, so it is left out)."""
+    return [{"set": f"{count} shots", "comparison": name, "mean": 100 * c["mean"], "low": 100 * c["ci95"][0],
+             "high": 100 * c["ci95"][1], "interval": "support sets and cases"}
+            for count, summary in shots.items() for name, c in summary["comparisons"].items()
+            if not name.startswith(f"{IAC} - best control")]
+
+
 def write_adaptation_report(out: Path, info: dict, zero_shot_results: dict, zero_shot: Path) -> dict:
     shots = collect(out, zero_shot)
     report = {"benchmark": info, "zero_shot_gap": zero_shot_results["zero_shot_gap"],
@@ -190,4 +216,7 @@ def write_adaptation_report(out: Path, info: dict, zero_shot_results: dict, zero
     (Path(out) / "adaptation.md").write_text(markdown(info, report["zero_shot_gap"], shots,
                                                       report["base_checkpoint_sha256"]))
     write_curve(Path(out) / "adaptation_curve.png", shots)
+    if shots:
+        write_forest_figure(Path(out) / "adaptation_forest.png", adaptation_forest_rows(shots),
+                            f"{info['source']} -> {info['target']}")
     return report

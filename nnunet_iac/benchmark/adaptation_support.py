@@ -35,6 +35,16 @@ def fold_record_path(out: Path, fold: int) -> Path:
     return Path(out) / FOLDS_FOLDER / f"fold_{fold}.json"
 
 
+def search_signal(search_fold: Path) -> dict:
+    """How the search split the support set and whether its few val_search cases still steered alpha/beta: the
+    split's sizes and, per epoch, the gradient signal-to-noise ratios (~1: noise only) and the losses."""
+    split = json.loads((search_fold / "search_split.json").read_text())
+    keep = ("epoch", "phase", "snr_alpha", "snr_beta", "arch_loss", "val_loss")
+    history = json.loads((search_fold / "search_history.json").read_text())
+    return {"train_search": len(split["train_search"]), "val_search": len(split["val_search"]),
+            "epochs": [{k: row.get(k) for k in keep} for row in history]}
+
+
 class SupportRuns:
     def __init__(self, benchmark, runner: StageRunner, base_checkpoint: Path, raw_json: dict, test: CaseSet,
                  forgetting: CaseSet):
@@ -87,6 +97,7 @@ class SupportRuns:
                   "batches": batches, "control_epochs": arms.control_epochs(batches["batches"]), "dice": dice,
                   "parameters": self.parameters(trained),
                   "genotype": Genotype.load(search.fold(self.results) / "genotype.json").to_dict(),
+                  "search_signal": search_signal(search.fold(self.results)),
                   "stages": {name: r for name, r in self.runner.records().items() if name.endswith(f" (fold {fold})")}}
         path = fold_record_path(self.benchmark.out, fold)
         path.parent.mkdir(parents=True, exist_ok=True)

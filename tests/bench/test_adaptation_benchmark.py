@@ -37,6 +37,10 @@ def test_every_arm_trains_on_the_support_set_from_the_untouched_source_base_and_
         assert len(dice["target_test"]) == 2 and len(dice["source_forgetting"]) == 2, arm
     # equal batches: the control and the target-only model trained for IAC's batches, rounded up to epochs
     assert record["control_epochs"] * 2 >= record["batches"]["batches"]
+    signal = record["search_signal"]  # how the search split the 2 cases, and its signal per epoch
+    assert (signal["train_search"], signal["val_search"]) == (1, 1)
+    assert [row["phase"] for row in signal["epochs"]] == ["warmup", "search"]
+    assert signal["epochs"][1]["snr_alpha"] is not None
     target = out / "nnUNet_results" / "Dataset996_Tgt"
     settings = json.loads((target / f"nnUNetTrainerIACRetrain__nnUNetPlans_bench_fold{fold}__2d" / f"fold_{fold}" /
                            "iac_settings.json").read_text())  # one plans name per support set
@@ -52,7 +56,9 @@ def test_every_arm_trains_on_the_support_set_from_the_untouched_source_base_and_
     assert two["best_control"] == "control_norm" and "iac - random_mean" in two["comparisons"]
     assert two["target_check"]["met"] in (True, False)
     assert "## 2 target case(s), 1 support set(s)" in (out / "adaptation.md").read_text()
-    assert (out / "adaptation_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"fold {fold}: 1 train_search / 1 val_search cases, alpha SNR" in (out / "adaptation.md").read_text()
+    for figure in ("adaptation_curve.png", "adaptation_forest.png"):
+        assert (out / figure).read_bytes()[:4] == b"\x89PNG", figure
 
 
 @pytest.mark.integration
@@ -94,3 +100,61 @@ def test_the_adaptation_benchmark_refuses_a_target_without_a_test_set_and_shared
     good = make_synthetic_dataset(tmp_path / "raw", 999, "Tgt", num_cases=4, num_test_cases=1)
     code = benchmark_main([str(source), "--target", str(good), "--out", str(tmp_path / "out"), "--shots", "5,x"])
     assert code == 2 and "neither a positive number" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_a_users_own_base_is_the_base_read_only_and_its_plans_move_to_the_target(adapted, tmp_path):
+    """--base MODEL_FOLDER: nothing trained on the source, the user's checkpoint is the one hashed and predicted,
+    its validation fold gives the source cases, its plans (at the arms' batch) are the target's, and the folder is
+    left as it was."""
+    import hashlib
+    import shutil
+
+    out, results = adapted
+    trained = out / "nnUNet_results" / "Dataset995_Src" / "nnUNetTrainerBench__nnUNetPlans_bench__2d"
+    mine = tmp_path / "my_results" / "Dataset995_Src" / trained.name
+    shutil.copytree(trained, mine)
+    val = json.loads((out / "nnUNet_preprocessed" / "Dataset995_Src" / "splits_final.json").read_text())[0]["val"]
+    (mine / "fold_0" / "validation").mkdir(exist_ok=True)
+    ending = json.loads((mine / "dataset.json").read_text())["file_ending"]
+    for case in val:  # what nnU-Net's final validation writes: one prediction per validation case
+        shutil.copy(out / "nnUNet_raw" / "Dataset995_Src" / "labelsTr" / f"{case}{ending}",
+                    mine / "fold_0" / "validation" / f"{case}{ending}")
+    before = {p.relative_to(mine): p.read_bytes() for p in mine.rglob("*") if p.is_file()}
+    second = tmp_path / "with_my_base"
+    result = subprocess.run([sys.executable, "-m", "benchmarks.run_benchmark", str(out.parent / "raw" / "Dataset995_Src"),
+                             "--target", str(out.parent / "raw" / "Dataset996_Tgt"), "--out", str(second), "--smoke",
+                             "--shots", "2", "--support-seeds", "1", "--base", str(mine), "--zero-shot-only"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    gap = json.loads((second / "zero_shot.json").read_text())
+    assert "base training" not in gap["stages"] and "plan and preprocess source" not in gap["stages"]
+    assert gap["base_checkpoint_sha256"] == hashlib.sha256((mine / "fold_0" / "checkpoint_final.pth").read_bytes()
+                                                           ).hexdigest()
+    assert gap["benchmark"]["base"]["model_folder"] == str(mine)
+    assert gap["sets"]["source_validation"] == len(val)
+    target_plans = json.loads((second / "nnUNet_preprocessed" / "Dataset996_Tgt" / "nnUNetPlans_bench.json").read_text())
+    mine_plans = json.loads((mine / "plans.json").read_text())
+    assert target_plans["configurations"]["2d"]["architecture"] == mine_plans["configurations"]["2d"]["architecture"]
+    assert target_plans["dataset_name"] == "Dataset996_Tgt"
+    assert (second / "nnUNet_results" / "Dataset995_Src" / mine.name).resolve() == mine  # linked, not copied
+    after = {p.relative_to(mine): p.read_bytes() for p in mine.rglob("*") if p.is_file()}
+    assert after == before
+    assert f"Base: {mine}, fold 0 (yours" in (second / "zero_shot.md").read_text()
+
+
+@pytest.mark.integration
+def test_report_only_rewrites_the_report_from_the_finished_support_sets(adapted, capsys):
+    """--report-only (e.g. beside a running run): adaptation.md and the figures from folds/fold_<F>.json alone,
+    nothing trained; refused with the fix where the run has no zero-shot results yet."""
+    out, _ = adapted
+    for name in ("adaptation.md", "adaptation.json", "adaptation_forest.png"):
+        (out / name).unlink()
+    stages = (out / "stages.json").read_text()
+    source, target = out.parent / "raw" / "Dataset995_Src", out.parent / "raw" / "Dataset996_Tgt"
+    assert benchmark_main([str(source), "--target", str(target), "--out", str(out), "--smoke", "--report-only"]) == 0
+    assert "## 2 target case(s), 1 support set(s)" in (out / "adaptation.md").read_text()
+    assert (out / "adaptation_forest.png").is_file() and (out / "stages.json").read_text() == stages
+    empty = out.parent / "empty_run"
+    assert benchmark_main([str(source), "--target", str(target), "--out", str(empty), "--smoke", "--report-only"]) == 2
+    assert "--zero-shot-only" in capsys.readouterr().err

@@ -57,3 +57,22 @@ def test_the_bar_is_not_met_when_iac_trails_the_best_control():
     summary = shot_count_summary(records, {c: 0.5 for c in CASES}, {c: 0.9 for c in SOURCE})
     assert summary["best_control"] == "control_lowlr"
     assert target_check("5", summary)["met"] is False and target_check("all", summary)["met"] is False
+
+
+def test_the_forest_rows_are_adaptation_jsons_comparisons_in_points(tmp_path):
+    """adaptation_forest.png draws exactly the comparisons adaptation.json holds (the best-control alias once)."""
+    from nnunet_iac.benchmark.adaptation_report import adaptation_forest_rows
+    from nnunet_iac.benchmark.forest import write_forest_figure
+
+    rng = np.random.default_rng(3)
+    summary = shot_count_summary([_record(f, SHIFTS, rng) for f in range(2)], {c: 0.5 for c in CASES},
+                                 {c: 0.9 for c in SOURCE})
+    rows = adaptation_forest_rows({"5": summary})
+    drawn = {r["comparison"]: r for r in rows}
+    expected = {n: c for n, c in summary["comparisons"].items() if not n.startswith("iac - best control")}
+    assert set(drawn) == set(expected) and all(r["set"] == "5 shots" for r in rows)
+    for name, c in expected.items():
+        assert drawn[name]["mean"] == pytest.approx(100 * c["mean"])
+        assert (drawn[name]["low"], drawn[name]["high"]) == pytest.approx((100 * c["ci95"][0], 100 * c["ci95"][1]))
+    path = write_forest_figure(tmp_path / "forest.png", rows, "src -> tgt")
+    assert path.read_bytes()[:4] == b"\x89PNG"
