@@ -8,6 +8,7 @@ otherwise. Left of zero the reference was better.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from nnunet_iac.benchmark.arm_names import BASE, IAC, RANDOM, group_of, is_control, mean_label
@@ -68,5 +69,7 @@ def write_forest_figure(path: Path, rows: list[dict], title: str) -> Path:
         axis.set_xlabel("paired difference (Dice points), 95 % interval")
         axis.set_title(case_set)
         axis.grid(axis="x", alpha=0.3)
-    figure.suptitle(f"{title}: IAC against the controls and random genotypes")
+    # wrapped to the figure's width: a long dataset name would run off a single panel
+    figure.suptitle(textwrap.fill(f"{title}: IAC against the controls and random genotypes", 60 * len(sets)),
+                    fontsize=10)
     return save_figure(figure, path)
