@@ -3,7 +3,7 @@
 The adaptation benchmark takes ~80 min per support set on 2 cores, more than a machine may live; each finished
 set's per-case Dice (``RUN/folds/fold_<F>.json``, ~100 KB) is committed as soon as it exists, so that a lost run
 folder loses no finished set. This adds what a results file must say (the command, the commit of the code, the
-date, the machine) and, for a record written before the benchmark kept it, the search's split and signal.
+run's date and machine as the run recorded them) and, for a record written before the benchmark kept it, the search's split and signal.
 
     python scripts/publish_adaptation_fold.py RUN FOLD DEST_FOLDER --command "nnunet-iac benchmark ..." \
         --commit abc1234 [--note "..."]
@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 from pathlib import Path
 
 from nnunet_iac.benchmark.adaptation_arms import search_arm
@@ -31,8 +29,9 @@ def publish(run: Path, fold: int, destination: Path, command: str, commit: str, 
                          f"{record['support_seed']}): every arm's per-case Dice on the target test set and the "
                          f"source forgetting cases, batches, parameters, stage times",
                  "source": zero_shot["benchmark"]["source"], "target": zero_shot["benchmark"]["target"],
-                 "command": command, "commit": commit, "date": datetime.date.today().isoformat(),
-                 "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, device "
+                 "command": command, "commit": commit,
+                 "run_last_started": zero_shot["benchmark"]["date"], "published": datetime.date.today().isoformat(),
+                 "machine": f"{zero_shot['benchmark']['cpu_count']} CPU cores, device "
                             f"{zero_shot['benchmark']['device']}",
                  "budget": zero_shot["benchmark"]["budget"], "base_checkpoint_sha256": zero_shot["base_checkpoint_sha256"],
                  **({"note": note} if note else {}), "record": record}

@@ -43,8 +43,9 @@ from nnunet_iac.benchmark.plans import BENCH_PLANS, CONFIGURATION, write_bench_p
 from nnunet_iac.benchmark.stages import StageError, StageRunner
 from nnunet_iac.benchmark.support_sets import (ALL, SupportSetError, assign_folds, parse_shots, requested,
                                                write_splits)
-from nnunet_iac.benchmark.user_base import (UserBase, link_into_results, load_user_base, set_arm_batch,
-                                            write_source_plans)
+from nnunet_iac.benchmark.user_base import (UserBase, check_base_record, link_into_results, load_user_base,
+                                            set_arm_batch, write_source_plans)
+from nnunet_iac.nnunet.base_differences import resolved_configuration
 
 #: the shift must cost the source base at least this much Dice on the target for adaptation to be testable
 GAP_THRESHOLD = 0.02
@@ -118,7 +119,7 @@ class AdaptationBenchmark:
         self.results = self.out / "nnUNet_results"
         self.predictions = self.out / "predictions"
         self.user_base: UserBase | None = None
-        if args.base:
+        if args.base and not args.report_only:  # a report reads what the run recorded, not the base
             self.user_base = load_user_base(args.base, args.base_fold,
                                             json.loads((self.target.folder / "dataset.json").read_text()))
 
@@ -200,14 +201,15 @@ class AdaptationBenchmark:
         if not gap.is_file():
             raise datasets.DatasetError(f"--report-only: {gap} does not exist; run the benchmark (at least "
                                         f"--zero-shot-only) into --out {self.out} first.")
-        return write_adaptation_report(self.out, self.describe(), json.loads(gap.read_text()),
-                                       self.predictions / "zero_shot")
+        recorded = json.loads(gap.read_text())  # the run's own description, not this command's options
+        return write_adaptation_report(self.out, recorded["benchmark"], recorded, self.predictions / "zero_shot")
 
     def main(self) -> dict:
         if self.args.report_only:
             return self.report_only()
         test = self.check_inputs()
         self.out.mkdir(parents=True, exist_ok=True)
+        check_base_record(self.out, self.user_base)
         started = time.time()
         runner = StageRunner(self.out, self.env, resume=self.args.resume)
         runner.note(f"IAC adaptation benchmark: {self.source.name} -> {self.target.name} in {self.out}; budget "
@@ -258,9 +260,7 @@ class AdaptationBenchmark:
             if support.shots not in self.shots:  # the whole pool's fold exists for the gap's target-only model
                 continue
             support_runs.run(support, fold)
-            if record_base_hash(self.out, source_arms.base_checkpoint) != base_hash:
-                raise StageError(f"The base checkpoint {source_arms.base_checkpoint} changed while the arms of fold "
-                                 f"{fold} trained; the adaptation must leave it bit-identical.")
+            record_base_hash(self.out, source_arms.base_checkpoint)  # raises if the arms changed it
             # after every support set: a run interrupted later still has its report of the sets so far
             write_adaptation_report(self.out, self.describe(), results, zero_shot)
         report = write_adaptation_report(self.out, self.describe(), results, zero_shot)
@@ -276,7 +276,7 @@ class AdaptationBenchmark:
 
     def describe(self) -> dict:
         base = ({"model_folder": str(self.user_base.folder), "fold": self.user_base.fold,
-                 "plans_batch_size": self.user_base.plans["configurations"][CONFIGURATION].get("batch_size")}
+                 "plans_batch_size": resolved_configuration(self.user_base.plans, CONFIGURATION).get("batch_size")}
                 if self.user_base else "trained by the benchmark on SOURCE_DIR (fold 0)")
         return {"source": self.source.name, "base": base, "target": self.target.name, "device": self.args.device,
                 "smoke": self.args.smoke, "budget": self.budget.to_dict(), "cpu_count": os.cpu_count(),
@@ -307,12 +307,17 @@ def forgetting_cases(validation: tuple[str, ...], count: int) -> list[str]:
 
 
 def record_base_hash(folder: Path, checkpoint: Path) -> str:
-    """SHA-256 of the base checkpoint, written at the first call (base_checkpoint.sha256) and returned: the issue's
-    'base bit-identical' is checked against it after every support set."""
+    """SHA-256 of the base checkpoint, written at the first call (base_checkpoint.sha256) and returned; a later call
+    (after every support set, and when a run resumes) that finds another refuses to go on: the issue's 'base
+    bit-identical', and a base retrained between two parts of a run would mix two bases in one report."""
     digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
     record = folder / "base_checkpoint.sha256"
     if not record.is_file():
         record.write_text(digest + "\n")
+    elif record.read_text().strip() != digest:
+        raise StageError(f"The base checkpoint {checkpoint} is not the one this run started with (SHA-256 "
+                         f"{record.read_text().strip()[:16]}..., now {digest[:16]}...): it changed. Restore it, or "
+                         f"start a new --out.")
     return digest
 
 

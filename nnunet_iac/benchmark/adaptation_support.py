@@ -12,7 +12,9 @@ from pathlib import Path
 from nnunet_iac.cells.genotype import Genotype
 from nnunet_iac.nnunet.model_folder import model_folder_network
 from nnunet_iac.network.trainable_parts import ALL, DECODER, FIRST_STAGE, NORM, part_parameter_names
+from nnunet_iac.search.history import HISTORY_FILE
 from nnunet_iac.search.random_genotype import random_genotype
+from nnunet_iac.search.split import SPLIT_FILE
 
 from nnunet_iac.benchmark import measures
 from nnunet_iac.benchmark.adaptation_arms import (SCRATCH_PLANS, control_arm, fold_plans_name, iac_arm,
@@ -38,9 +40,9 @@ def fold_record_path(out: Path, fold: int) -> Path:
 def search_signal(search_fold: Path) -> dict:
     """How the search split the support set and whether its few val_search cases still steered alpha/beta: the
     split's sizes and, per epoch, the gradient signal-to-noise ratios (~1: noise only) and the losses."""
-    split = json.loads((search_fold / "search_split.json").read_text())
+    split = json.loads((search_fold / SPLIT_FILE).read_text())
     keep = ("epoch", "phase", "snr_alpha", "snr_beta", "arch_loss", "val_loss")
-    history = json.loads((search_fold / "search_history.json").read_text())
+    history = json.loads((search_fold / HISTORY_FILE).read_text())
     return {"train_search": len(split["train_search"]), "val_search": len(split["val_search"]),
             "epochs": [{k: row.get(k) for k in keep} for row in history]}
 

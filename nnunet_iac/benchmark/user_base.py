@@ -69,7 +69,8 @@ class UserBase:
 def load_user_base(folder: str | Path, fold: int, target_dataset_json: dict) -> UserBase:
     """The model folder, checked for what the benchmark needs: nnU-Net's folder name, its plans with the 2d
     configuration, the fold's final checkpoint, and the target's labels and channels."""
-    folder = Path(folder).expanduser().resolve()
+    # absolute, not resolved: a link named TRAINER__PLANS__2d to a folder named otherwise is a model folder too
+    folder = Path(folder).expanduser().absolute()
     match = FOLDER_NAME.match(folder.name)
     if not folder.is_dir() or match is None:
         raise DatasetError(f"--base {folder} is not an nnU-Net model folder (TRAINER__PLANS__CONFIGURATION, e.g. "
@@ -79,15 +80,16 @@ def load_user_base(folder: str | Path, fold: int, target_dataset_json: dict) -> 
                            f"{CONFIGURATION} configuration: pass the {CONFIGURATION} model folder.")
     for name in ("plans.json", "dataset.json"):
         if not (folder / name).is_file():
-            raise DatasetError(f"--base {folder} has no {name}; nnU-Net writes it when training starts: is this the "
-                               f"model folder itself?")
+            raise DatasetError(f"--base {folder} has no {name}, which nnU-Net writes into the model folder "
+                               f"when training starts: pass the model folder itself, "
+                               f"$nnUNet_results/DatasetXXX_Name/TRAINER__PLANS__{CONFIGURATION}.")
     plans = json.loads((folder / "plans.json").read_text())
     dataset_json = json.loads((folder / "dataset.json").read_text())
     if CONFIGURATION not in plans.get("configurations", {}):
         raise DatasetError(f"--base {folder}: its plans.json has no {CONFIGURATION} configuration.")
     base = UserBase(folder, fold, match["trainer"], match["plans"], plans, dataset_json)
     if not base.checkpoint.is_file():
-        trained = sorted(p.parent.name for p in folder.glob(f"fold_*/{CHECKPOINT}"))
+        trained = sorted(p.parent.name for p in folder.glob(f"fold_*/{CHECKPOINT}") if p.parent.name[5:].isdigit())
         raise DatasetError(f"--base {folder}: {base.checkpoint} does not exist (a fold that finished training "
                            f"has it). Choose a trained fold with --base-fold"
                            + (f" ({', '.join(trained)})." if trained else "; none of this folder's folds has one."))
@@ -125,13 +127,34 @@ def set_arm_batch(plans_file: Path, batch_size: int, patch_size: tuple[int, ...]
     return configuration
 
 
+BASE_RECORD = "base.json"
+
+
+def check_base_record(out: Path, base: UserBase | None) -> None:
+    """The run's base is fixed at its start (``base.json`` in --out): a resumed run with another ``--base``, or
+    without the ``--base`` it started with (or with one where the benchmark trained its own), is refused before
+    anything runs; otherwise the arms would start from one base while the stages kept from the other stand, and a
+    benchmark base trained with ``--c`` could write into a linked model folder."""
+    wanted = {"model_folder": str(base.folder), "fold": base.fold} if base else {"model_folder": None}
+    record = Path(out) / BASE_RECORD
+    if not record.is_file():
+        record.write_text(json.dumps(wanted, indent=2))
+        return
+    started = json.loads(record.read_text())
+    if started != wanted:
+        was = (f"--base {started['model_folder']} --base-fold {started['fold']}" if started.get("model_folder")
+               else "the benchmark's own base (no --base)")
+        raise DatasetError(f"This run in {out} was started with {was}; resume it with the same base, or use a new "
+                           f"--out for another one.")
+
+
 def link_into_results(base: UserBase, results_dataset: Path) -> Path:
     """The model folder linked into the run's nnU-Net results of the source dataset, under its own name, so
     nnUNetv2_predict finds it with -d SOURCE -tr TRAINER -p PLANS; an existing link must point at the same
     folder (a resumed run with another --base is refused)."""
     link = results_dataset / base.folder.name
     if link.is_symlink() or link.exists():
-        if link.resolve() != base.folder:
+        if link.resolve() != base.folder.resolve():
             raise DatasetError(f"--base {base.folder}: this run was started with the base {link.resolve()}; resume it "
                                f"with that --base, or use a new --out.")
         return link

@@ -112,8 +112,12 @@ def test_a_users_own_base_is_the_base_read_only_and_its_plans_move_to_the_target
 
     out, results = adapted
     trained = out / "nnUNet_results" / "Dataset995_Src" / "nnUNetTrainerBench__nnUNetPlans_bench__2d"
-    mine = tmp_path / "my_results" / "Dataset995_Src" / trained.name
+    # names and a plans batch of its own: a run that used the benchmark's base folder or plans batch would fail here
+    mine = tmp_path / "my_results" / "Dataset995_Src" / "nnUNetTrainerBench__myPlans__2d"
     shutil.copytree(trained, mine)
+    plans = json.loads((mine / "plans.json").read_text())
+    plans["configurations"]["2d"]["batch_size"] = 7
+    (mine / "plans.json").write_text(json.dumps(plans))
     val = json.loads((out / "nnUNet_preprocessed" / "Dataset995_Src" / "splits_final.json").read_text())[0]["val"]
     (mine / "fold_0" / "validation").mkdir(exist_ok=True)
     ending = json.loads((mine / "dataset.json").read_text())["file_ending"]
@@ -137,6 +141,9 @@ def test_a_users_own_base_is_the_base_read_only_and_its_plans_move_to_the_target
     mine_plans = json.loads((mine / "plans.json").read_text())
     assert target_plans["configurations"]["2d"]["architecture"] == mine_plans["configurations"]["2d"]["architecture"]
     assert target_plans["dataset_name"] == "Dataset996_Tgt"
+    assert target_plans["configurations"]["2d"]["batch_size"] == 2 == gap["benchmark"]["budget"]["batch_size"]
+    assert gap["benchmark"]["base"]["plans_batch_size"] == 7
+    assert not (second / "nnUNet_results" / "Dataset995_Src" / trained.name).exists()  # no base trained here
     assert (second / "nnUNet_results" / "Dataset995_Src" / mine.name).resolve() == mine  # linked, not copied
     after = {p.relative_to(mine): p.read_bytes() for p in mine.rglob("*") if p.is_file()}
     assert after == before

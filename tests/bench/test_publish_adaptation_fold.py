@@ -21,7 +21,8 @@ def _run_folder(tmp_path: Path, with_signal: bool) -> Path:
     (run / "folds").mkdir()
     (run / "folds" / "fold_3.json").write_text(json.dumps(record))
     (run / "zero_shot.json").write_text(json.dumps({
-        "benchmark": {"source": "Dataset903_S", "target": "Dataset904_T", "device": "cpu", "budget": {"b": 1}},
+        "benchmark": {"source": "Dataset903_S", "target": "Dataset904_T", "device": "cpu", "budget": {"b": 1},
+                      "date": "2026-12-06T21:36:44", "cpu_count": 2},
         "base_checkpoint_sha256": "ab" * 32}))
     return run
 
@@ -35,6 +36,7 @@ def test_a_fold_is_published_with_its_provenance_and_the_searchs_signal(tmp_path
                  "--commit", "abc1234"]) == 0
     published = json.loads((tmp_path / "docs" / "fold_3.json").read_text())
     assert (published["command"], published["commit"]) == ("nnunet-iac benchmark S --target T", "abc1234")
+    assert (published["run_last_started"], published["machine"]) == ("2026-12-06T21:36:44", "2 CPU cores, device cpu")
     assert published["record"]["dice"] == {"iac": {"target_test": {"x": 0.5}}}
     signal = published["record"]["search_signal"]
     assert (signal["train_search"], signal["val_search"]) == (2, 3)

@@ -98,3 +98,47 @@ def test_the_model_folder_is_linked_not_copied_and_a_resume_with_another_base_is
     other = load_user_base(model_folder(tmp_path / "theirs"), 0, TARGET_JSON)
     with pytest.raises(DatasetError, match="started with the base"):
         link_into_results(other, results)
+
+
+def test_a_link_named_as_a_model_folder_is_accepted_and_linked_into_the_run(tmp_path):
+    real = model_folder(tmp_path / "store", name="nnUNetTrainer__nnUNetPlans__2d")
+    stored = real.parent / "model_v3"
+    real.rename(stored)
+    alias = tmp_path / "nnUNetTrainer__nnUNetPlans__2d"
+    alias.symlink_to(stored, target_is_directory=True)
+    base = load_user_base(alias, 0, TARGET_JSON)
+    link = link_into_results(base, tmp_path / "run" / "nnUNet_results" / "Dataset001_Source")
+    assert link.name == "nnUNetTrainer__nnUNetPlans__2d" and link.resolve() == stored.resolve()
+
+
+def test_a_run_keeps_the_base_it_started_with(tmp_path):
+    from nnunet_iac.benchmark.user_base import check_base_record
+
+    mine = load_user_base(model_folder(tmp_path / "mine"), 0, TARGET_JSON)
+    out = tmp_path / "out"
+    out.mkdir()
+    check_base_record(out, mine)
+    check_base_record(out, mine)  # resumed with the same base
+    theirs = load_user_base(model_folder(tmp_path / "theirs"), 0, TARGET_JSON)
+    with pytest.raises(DatasetError, match="was started with --base .*mine"):
+        check_base_record(out, theirs)
+    with pytest.raises(DatasetError, match="was started with --base"):
+        check_base_record(out, None)  # resumed without --base: the benchmark would train a base of its own
+    own = tmp_path / "own"
+    own.mkdir()
+    check_base_record(own, None)
+    with pytest.raises(DatasetError, match="the benchmark's own base"):
+        check_base_record(own, mine)
+
+
+def test_a_base_checkpoint_that_changed_since_the_run_started_stops_the_run(tmp_path):
+    from nnunet_iac.benchmark.adaptation import record_base_hash
+    from nnunet_iac.benchmark.stages import StageError
+
+    checkpoint = tmp_path / "checkpoint_final.pth"
+    checkpoint.write_bytes(b"trained")
+    first = record_base_hash(tmp_path, checkpoint)
+    assert record_base_hash(tmp_path, checkpoint) == first
+    checkpoint.write_bytes(b"retrained")
+    with pytest.raises(StageError, match="not the one this run started with"):
+        record_base_hash(tmp_path, checkpoint)
