@@ -3,7 +3,8 @@
 The adaptation benchmark takes ~80 min per support set on 2 cores, more than a machine may live; each finished
 set's per-case Dice (``RUN/folds/fold_<F>.json``, ~100 KB) is committed as soon as it exists, so that a lost run
 folder loses no finished set. This adds what a results file must say (the command, the commit of the code, the
-run's date and machine as the run recorded them) and, for a record written before the benchmark kept it, the search's split and signal.
+run's date and machine as the run recorded them) and, for a record written before the benchmark kept it, the
+search's split and signal.
 
     python scripts/publish_adaptation_fold.py RUN FOLD DEST_FOLDER --command "nnunet-iac benchmark ..." \
         --commit abc1234 [--note "..."]
@@ -33,7 +34,8 @@ def publish(run: Path, fold: int, destination: Path, command: str, commit: str, 
                  "run_last_started": zero_shot["benchmark"]["date"], "published": datetime.date.today().isoformat(),
                  "machine": f"{zero_shot['benchmark']['cpu_count']} CPU cores, device "
                             f"{zero_shot['benchmark']['device']}",
-                 "budget": zero_shot["benchmark"]["budget"], "base_checkpoint_sha256": zero_shot["base_checkpoint_sha256"],
+                 "budget": zero_shot["benchmark"]["budget"],
+                 "base_checkpoint_sha256": zero_shot["base_checkpoint_sha256"],
                  **({"note": note} if note else {}), "record": record}
     destination.mkdir(parents=True, exist_ok=True)
     path = destination / f"fold_{fold}.json"

@@ -256,14 +256,16 @@ class AdaptationBenchmark:
                                             forgetting_cases(validation.cases, self.args.forgetting_cases),
                                             self.out / "source_forgetting_set")
         support_runs = SupportRuns(self, runner, source_arms.base_checkpoint, raw_json, test, forgetting)
+        report = None
         for support, fold in folds.items():
             if support.shots not in self.shots:  # the whole pool's fold exists for the gap's target-only model
                 continue
             support_runs.run(support, fold)
             record_base_hash(self.out, source_arms.base_checkpoint)  # raises if the arms changed it
             # after every support set: a run interrupted later still has its report of the sets so far
-            write_adaptation_report(self.out, self.describe(), results, zero_shot)
-        report = write_adaptation_report(self.out, self.describe(), results, zero_shot)
+            report = write_adaptation_report(self.out, self.describe(), results, zero_shot)
+        if report is None:  # no support set in --shots: the report still says so
+            report = write_adaptation_report(self.out, self.describe(), results, zero_shot)
         runner.note(f"results: {self.out / 'adaptation.md'} and adaptation.json")
         return report
 

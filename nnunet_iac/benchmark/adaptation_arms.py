@@ -10,7 +10,10 @@ many training batches as the IAC arm consumed on it (a search iteration is two b
   would, heads kept as the labels are the base's), ``control_lowlr`` (every weight at a constant 1e-3),
   ``control_decoder``, ``control_norm`` (the norms' affine weights and the biases), ``control_firststage`` (the
   first encoder stage);
-- ``target_only``: nnU-Net from scratch on the support set alone.
+- ``target_only``: nnU-Net from scratch on the support set alone;
+- ``iac_long_retrain``, a diagnostic beside the arms: the searched genotype retrained for the controls' whole
+  batches, its search not charged (more batches than any control). Stage III trains the cells afresh, so under
+  equal batches the ``iac`` arm's cells see only the retrain's share; this arm measures what that share costs.
 
 The base's zero-shot predictions are made once (nnunet_iac/benchmark/adaptation.py).
 """
@@ -21,6 +24,7 @@ from nnunet_iac.benchmark.arms import Arm
 from nnunet_iac.benchmark.plans import BENCH_PLANS
 
 IAC = "iac"
+IAC_LONG_RETRAIN = "iac_long_retrain"
 TARGET_ONLY = "target_only"
 #: the case sets every arm is evaluated on: the target's test set and source validation cases (all of them for the
 #: base's zero-shot run, a seeded subset for every adapted arm's forgetting)
@@ -49,12 +53,21 @@ def random_fold_plans_name(fold: int, seed: int) -> str:
     return f"{fold_plans_name(fold)}_random{seed}"
 
 
+def long_retrain_plans_name(fold: int) -> str:
+    """One support set's searched genotype retrained for the controls' batches (its own cells and folder)."""
+    return f"{fold_plans_name(fold)}_longretrain"
+
+
 def search_arm(fold: int) -> Arm:
     return Arm(f"search_fold{fold}", "nnUNetTrainerIACSearch", fold_plans_name(fold), fold)
 
 
 def iac_arm(fold: int) -> Arm:
     return Arm(IAC, "nnUNetTrainerIACRetrain", fold_plans_name(fold), fold)
+
+
+def long_retrain_arm(fold: int) -> Arm:
+    return Arm(IAC_LONG_RETRAIN, "nnUNetTrainerIACRetrain", long_retrain_plans_name(fold), fold)
 
 
 def random_arm(fold: int, seed: int) -> Arm:

@@ -18,7 +18,8 @@ from nnunet_iac.search.split import SPLIT_FILE
 
 from nnunet_iac.benchmark import measures
 from nnunet_iac.benchmark.adaptation_arms import (SCRATCH_PLANS, control_arm, fold_plans_name, iac_arm,
-                                                  random_arm, random_fold_plans_name, search_arm, target_only_arm)
+                                                  long_retrain_arm, long_retrain_plans_name, random_arm,
+                                                  random_fold_plans_name, search_arm, target_only_arm)
 from nnunet_iac.benchmark.arms import Arm, ArmRunner
 from nnunet_iac.benchmark.case_dice import evaluation_summary, per_case_dice
 from nnunet_iac.benchmark.datasets import CaseSet
@@ -65,7 +66,8 @@ class SupportRuns:
         """Train every arm on the support set, predict and evaluate them, write the fold's record."""
         self.runner.note(f"support set: {support.label} (fold {fold}, {len(support.cases)} cases)")
         arms = self.arms(fold)
-        plans = (SCRATCH_PLANS, fold_plans_name(fold), *(random_fold_plans_name(fold, s) for s in self.random_seeds))
+        plans = (SCRATCH_PLANS, fold_plans_name(fold), long_retrain_plans_name(fold),
+                 *(random_fold_plans_name(fold, s) for s in self.random_seeds))
         for name in plans:
             write_plans_copy(self.preprocessed, name)
         search, iac = search_arm(fold), iac_arm(fold)
@@ -85,8 +87,13 @@ class SupportRuns:
             arms.retrain_genotype(f"retrain random genotype (seed {seed})", arm, SEED, genotype)
             trained.append(arm)
         scratch = target_only_arm(fold)
-        arms.train_from_scratch("target_only training", scratch, SEED, epochs=arms.control_epochs(batches["batches"]))
+        control_epochs = arms.control_epochs(batches["batches"])
+        arms.train_from_scratch("target_only training", scratch, SEED, epochs=control_epochs)
         trained.append(scratch)
+        long_retrain = long_retrain_arm(fold)
+        arms.retrain_genotype("retrain searched genotype for the controls' batches", long_retrain, SEED,
+                              search.fold(self.results) / "genotype.json", epochs=control_epochs)
+        trained.append(long_retrain)
         folder = self.benchmark.predictions / f"fold_{fold}"
         dice = {}
         for arm in trained:
@@ -96,7 +103,9 @@ class SupportRuns:
             dice[arm.name] = {s.name: per_case_dice(evaluation_summary(folder, arm.name, s.name))
                               for s in (self.test, self.forgetting)}
         record = {"fold": fold, "shots": support.shots, "support_seed": support.seed, "cases": list(support.cases),
-                  "batches": batches, "control_epochs": arms.control_epochs(batches["batches"]), "dice": dice,
+                  "batches": {**batches, "iac_long_retrain": batches["batches"] - batches["retrain_iterations"]
+                              + control_epochs * budget.iterations_per_epoch},
+                  "control_epochs": control_epochs, "dice": dice,
                   "parameters": self.parameters(trained),
                   "genotype": Genotype.load(search.fold(self.results) / "genotype.json").to_dict(),
                   "search_signal": search_signal(search.fold(self.results)),

@@ -256,10 +256,11 @@ class ArmRunner:
                 "--iterations", str(self.budget.iterations_per_epoch),
                 "--val-iterations", str(self.budget.val_iterations_per_epoch), "--device", self.device]
 
-    def retrain_genotype(self, stage: str, arm: Arm, seed: int, genotype_file: Path):
-        """Stage III of a given genotype (the selected one, a random draw), with the IAC arm's budget and
-        settings and the seed's cell init."""
-        env = {**self.iac_env(seed, self.budget.retrain_epochs), "nnUNet_IAC_retrain_validation": "0",
+    def retrain_genotype(self, stage: str, arm: Arm, seed: int, genotype_file: Path, epochs: int | None = None):
+        """Stage III of a given genotype (the selected one, a random draw), with the IAC arm's budget (or
+        ``epochs``) and settings and the seed's cell init."""
+        epochs = self.budget.retrain_epochs if epochs is None else epochs
+        env = {**self.iac_env(seed, epochs), "nnUNet_IAC_retrain_validation": "0",
                "nnUNet_IAC_genotype": str(genotype_file)}
         return self.train(stage, arm, env)
 

@@ -30,18 +30,22 @@ def adapted(tmp_path_factory):
 @pytest.mark.integration
 def test_every_arm_trains_on_the_support_set_from_the_untouched_source_base_and_is_reported(adapted):
     out, results = adapted
+    target = out / "nnUNet_results" / "Dataset996_Tgt"
     fold = next(s["fold"] for s in results["support_sets"] if s["shots"] == "2")
     record = json.loads((out / "folds" / f"fold_{fold}.json").read_text())
-    assert set(record["dice"]) == {"iac", "control_norm", "random_seed12345", "target_only"}
+    assert set(record["dice"]) == {"iac", "control_norm", "random_seed12345", "target_only", "iac_long_retrain"}
     for arm, dice in record["dice"].items():
         assert len(dice["target_test"]) == 2 and len(dice["source_forgetting"]) == 2, arm
     # equal batches: the control and the target-only model trained for IAC's batches, rounded up to epochs
     assert record["control_epochs"] * 2 >= record["batches"]["batches"]
+    # the diagnostic: the searched genotype retrained for the controls' epochs, its search on top
+    long_log = (target / f"nnUNetTrainerIACRetrain__nnUNetPlans_bench_fold{fold}_longretrain__2d" / f"fold_{fold}")
+    assert json.loads((long_log / "iac_settings.json").read_text())["epochs"] == record["control_epochs"]
+    assert record["batches"]["iac_long_retrain"] > record["batches"]["batches"]
     signal = record["search_signal"]  # how the search split the 2 cases, and its signal per epoch
     assert (signal["train_search"], signal["val_search"]) == (1, 1)
     assert [row["phase"] for row in signal["epochs"]] == ["warmup", "search"]
     assert signal["epochs"][1]["snr_alpha"] is not None
-    target = out / "nnUNet_results" / "Dataset996_Tgt"
     settings = json.loads((target / f"nnUNetTrainerIACRetrain__nnUNetPlans_bench_fold{fold}__2d" / f"fold_{fold}" /
                            "iac_settings.json").read_text())  # one plans name per support set
     assert "Dataset995_Src" in settings["base_checkpoint"]
@@ -56,6 +60,7 @@ def test_every_arm_trains_on_the_support_set_from_the_untouched_source_base_and_
     assert two["best_control"] == "control_norm" and "iac - random_mean" in two["comparisons"]
     assert two["target_check"]["met"] in (True, False)
     assert "## 2 target case(s), 1 support set(s)" in (out / "adaptation.md").read_text()
+    assert set(two["diagnostics"]) == {"iac_long_retrain - iac", "iac_long_retrain - control_norm"}
     assert f"fold {fold}: 1 train_search / 1 val_search cases, alpha SNR" in (out / "adaptation.md").read_text()
     for figure in ("adaptation_curve.png", "adaptation_forest.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG", figure
@@ -161,6 +166,7 @@ def test_report_only_rewrites_the_report_from_the_finished_support_sets(adapted,
     source, target = out.parent / "raw" / "Dataset995_Src", out.parent / "raw" / "Dataset996_Tgt"
     assert benchmark_main([str(source), "--target", str(target), "--out", str(out), "--smoke", "--report-only"]) == 0
     assert "## 2 target case(s), 1 support set(s)" in (out / "adaptation.md").read_text()
+    assert "| iac_long_retrain - iac |" in (out / "adaptation.md").read_text()
     assert (out / "adaptation_forest.png").is_file() and (out / "stages.json").read_text() == stages
     empty = out.parent / "empty_run"
     assert benchmark_main([str(source), "--target", str(target), "--out", str(empty), "--smoke", "--report-only"]) == 2

@@ -76,3 +76,20 @@ def test_the_forest_rows_are_adaptation_jsons_comparisons_in_points(tmp_path):
         assert (drawn[name]["low"], drawn[name]["high"]) == pytest.approx((100 * c["ci95"][0], 100 * c["ci95"][1]))
     path = write_forest_figure(tmp_path / "forest.png", rows, "src -> tgt")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_long_retrain_diagnostic_stays_out_of_the_bars_comparisons():
+    """iac_long_retrain (the searched genotype retrained for the controls' batches) is compared with IAC and the
+    best control apart: the bar's comparisons and their Holm family are those of a run without it."""
+    with_long = [_record(f, {**SHIFTS, "iac_long_retrain": 0.07}, np.random.default_rng(f)) for f in range(3)]
+    without = [_record(f, SHIFTS, np.random.default_rng(f)) for f in range(3)]
+    zero, source = {c: 0.5 for c in CASES}, {c: 0.9 for c in SOURCE}
+    summary, plain = shot_count_summary(with_long, zero, source), shot_count_summary(without, zero, source)
+    assert set(summary["comparisons"]) == set(plain["comparisons"])
+    assert all(summary["comparisons"][n]["holm_p"] == pytest.approx(plain["comparisons"][n]["holm_p"])
+               for n in plain["comparisons"])
+    diagnostics = summary["diagnostics"]
+    assert set(diagnostics) == {"iac_long_retrain - iac", "iac_long_retrain - control_norm"}
+    assert diagnostics["iac_long_retrain - iac"]["mean"] == pytest.approx(0.02, abs=0.002)
+    assert diagnostics["iac_long_retrain - control_norm"]["mean"] == pytest.approx(0.035, abs=0.002)
+    assert plain["diagnostics"] == {}
