@@ -73,9 +73,9 @@ class SupportRuns:
         search, iac = search_arm(fold), iac_arm(fold)
         arms.search_as("search", search, SEED)
         arms.retrain_as("retrain", iac, SEED)
-        budget = self.benchmark.budget
-        batches = measures.iac_batches(measures.search_epochs_run(search.fold(self.results)), budget.retrain_epochs,
-                                       budget.iterations_per_epoch)
+        budget, searched = self.benchmark.budget, search.fold(self.results)
+        search_epochs = measures.search_epochs_run(searched)
+        batches = measures.iac_batches(search_epochs, budget.retrain_epochs, budget.iterations_per_epoch)
         trained: list[Arm] = [iac]
         for kind in self.benchmark.args.controls:
             arm = control_arm(fold, kind)
@@ -92,7 +92,7 @@ class SupportRuns:
         trained.append(scratch)
         long_retrain = long_retrain_arm(fold)
         arms.retrain_genotype("retrain searched genotype for the controls' batches", long_retrain, SEED,
-                              search.fold(self.results) / "genotype.json", epochs=control_epochs)
+                              searched / "genotype.json", epochs=control_epochs)
         trained.append(long_retrain)
         folder = self.benchmark.predictions / f"fold_{fold}"
         dice = {}
@@ -103,12 +103,12 @@ class SupportRuns:
             dice[arm.name] = {s.name: per_case_dice(evaluation_summary(folder, arm.name, s.name))
                               for s in (self.test, self.forgetting)}
         record = {"fold": fold, "shots": support.shots, "support_seed": support.seed, "cases": list(support.cases),
-                  "batches": {**batches, "iac_long_retrain": batches["batches"] - batches["retrain_iterations"]
-                              + control_epochs * budget.iterations_per_epoch},
+                  "batches": {**batches, "iac_long_retrain": measures.iac_batches(
+                      search_epochs, control_epochs, budget.iterations_per_epoch)["batches"]},
                   "control_epochs": control_epochs, "dice": dice,
                   "parameters": self.parameters(trained),
-                  "genotype": Genotype.load(search.fold(self.results) / "genotype.json").to_dict(),
-                  "search_signal": search_signal(search.fold(self.results)),
+                  "genotype": Genotype.load(searched / "genotype.json").to_dict(),
+                  "search_signal": search_signal(searched),
                   "stages": {name: r for name, r in self.runner.records().items() if name.endswith(f" (fold {fold})")}}
         path = fold_record_path(self.benchmark.out, fold)
         path.parent.mkdir(parents=True, exist_ok=True)
