@@ -3,8 +3,9 @@
 The adaptation benchmark takes ~80 min per support set on 2 cores, more than a machine may live; each finished
 set's per-case Dice (``RUN/folds/fold_<F>.json``, ~100 KB) is committed as soon as it exists, so that a lost run
 folder loses no finished set. This adds what a results file must say (the command, the commit of the code, the
-run's date and machine as the run recorded them) and, for a record written before the benchmark kept it, the
-search's split and signal.
+run's date and machine as the run recorded them), each arm's per-epoch training and support-set losses from
+nnU-Net's training logs (nnunet_iac/benchmark/training_fit.py: does a losing arm under-fit its cases or transfer
+worse?) and, for a record written before the benchmark kept it, the search's split and signal.
 
     python scripts/publish_adaptation_fold.py RUN FOLD DEST_FOLDER --command "nnunet-iac benchmark ..." \
         --commit abc1234 [--note "..."]
@@ -16,15 +17,28 @@ import datetime
 import json
 from pathlib import Path
 
-from nnunet_iac.benchmark.adaptation_arms import search_arm
+from nnunet_iac.benchmark.adaptation_arms import adapted_arm, search_arm
 from nnunet_iac.benchmark.adaptation_support import fold_record_path, search_signal
+from nnunet_iac.benchmark.training_fit import training_fit
+
+
+def training_fits(target_results: Path, fold: int, arm_names: list[str]) -> dict[str, dict]:
+    """Each trained arm's per-epoch losses, for the arms whose model folder still holds its logs."""
+    fits = {}
+    for name in arm_names:
+        arm = adapted_arm(name, fold)
+        if arm is not None and (fit := training_fit(arm.fold(target_results))) is not None:
+            fits[name] = fit
+    return fits
 
 
 def publish(run: Path, fold: int, destination: Path, command: str, commit: str, note: str = "") -> Path:
     record = json.loads(fold_record_path(run, fold).read_text())
     zero_shot = json.loads((run / "zero_shot.json").read_text())
+    target_results = run / "nnUNet_results" / zero_shot["benchmark"]["target"]
+    if fits := training_fits(target_results, fold, list(record.get("dice", {}))):
+        record["training_fit"] = fits
     if "search_signal" not in record:
-        target_results = run / "nnUNet_results" / zero_shot["benchmark"]["target"]
         record["search_signal"] = search_signal(search_arm(fold).fold(target_results))
     published = {"what": f"adaptation benchmark, support set fold {fold} ({record['shots']} shots, support seed "
                          f"{record['support_seed']}): every arm's per-case Dice on the target test set and the "

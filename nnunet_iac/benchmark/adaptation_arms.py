@@ -19,7 +19,7 @@ The base's zero-shot predictions are made once (nnunet_iac/benchmark/adaptation.
 """
 from __future__ import annotations
 
-from nnunet_iac.benchmark.arm_names import ADAPTATION_CONTROLS, CONTROLS, RANDOM, seeded
+from nnunet_iac.benchmark.arm_names import ADAPTATION_CONTROLS, CONTROLS, RANDOM, group_of, seeded
 from nnunet_iac.benchmark.arms import Arm
 from nnunet_iac.benchmark.plans import BENCH_PLANS
 
@@ -81,3 +81,18 @@ def control_arm(fold: int, kind: str) -> Arm:
 
 def target_only_arm(fold: int) -> Arm:
     return Arm(TARGET_ONLY, "nnUNetTrainerBench", SCRATCH_PLANS, fold)
+
+
+def adapted_arm(name: str, fold: int) -> Arm | None:
+    """The arm of one support set called ``name`` in its record (``iac``, ``random_seed12345``, ``control_norm``,
+    ...), to find its model folder again; None for a name that is no trained arm of a support set (the base)."""
+    if name == IAC:
+        return iac_arm(fold)
+    if name == IAC_LONG_RETRAIN:
+        return long_retrain_arm(fold)
+    if name == TARGET_ONLY:
+        return target_only_arm(fold)
+    if group_of(name) == RANDOM and name != RANDOM:
+        return random_arm(fold, int(name.rsplit("_seed", 1)[1]))
+    kinds = {arm_name: kind for kind, (arm_name, _) in CONTROL_TRAINERS.items()}
+    return control_arm(fold, kinds[name]) if name in kinds else None
