@@ -19,7 +19,7 @@ The base's zero-shot predictions are made once (nnunet_iac/benchmark/adaptation.
 """
 from __future__ import annotations
 
-from nnunet_iac.benchmark.arm_names import ADAPTATION_CONTROLS, CONTROLS, RANDOM, group_of, seeded
+from nnunet_iac.benchmark.arm_names import ADAPTATION_CONTROLS, CONTROLS, RANDOM, group_of, seed_of, seeded
 from nnunet_iac.benchmark.arms import Arm
 from nnunet_iac.benchmark.plans import BENCH_PLANS
 
@@ -92,7 +92,7 @@ def adapted_arm(name: str, fold: int) -> Arm | None:
         return long_retrain_arm(fold)
     if name == TARGET_ONLY:
         return target_only_arm(fold)
-    if group_of(name) == RANDOM and name != RANDOM:
-        return random_arm(fold, int(name.rsplit("_seed", 1)[1]))
+    if group_of(name) == RANDOM and (seed := seed_of(name)) is not None:
+        return random_arm(fold, seed)
     kinds = {arm_name: kind for kind, (arm_name, _) in CONTROL_TRAINERS.items()}
     return control_arm(fold, kinds[name]) if name in kinds else None

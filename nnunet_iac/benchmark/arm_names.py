@@ -21,11 +21,17 @@ CONTROLS = {"restart": "control", "lowlr": "control_lowlr", "decoder": "control_
 #: the parameter-efficient controls of the adaptation benchmark (issue 36): the norms' affine weights and the
 #: biases, the first encoder stage
 ADAPTATION_CONTROLS = {"norm": "control_norm", "firststage": "control_firststage"}
-_SEED = re.compile(r"_seed\d+$")
+_SEED = re.compile(r"_seed(\d+)$")
 
 
 def seeded(group: str, seed: int) -> str:
     return f"{group}_seed{seed}"
+
+
+def seed_of(arm: str) -> int | None:
+    """``random_seed12346`` -> 12346 (the inverse of ``seeded``); None for an unseeded name."""
+    match = _SEED.search(arm)
+    return int(match.group(1)) if match else None
 
 
 def group_of(arm: str) -> str:
