@@ -198,25 +198,47 @@ def search_signal_line(support_sets: list[dict]) -> str:
     return ("Search on the support set (SNR ~1: noise only): " + "; ".join(parts) + ".") if parts else ""
 
 
+def curve_arms(shots: dict) -> list[str]:
+    """The arms the curve draws: every arm but the base (a flat line near zero that would squeeze every other
+    arm into the top of the axis; its value goes in the title) and the single random genotypes (their mean is
+    drawn; each is in the tables and the forest)."""
+    arms = dict.fromkeys(a for s in shots.values() for a in s["rows"])
+    return sorted(a for a in arms if a != ZERO_SHOT and not (group_of(a) == RANDOM and a != RANDOM_MEAN))
+
+
+def curve_styles(arms: list[str]) -> dict[str, dict]:
+    """One colour and marker per arm (ten colours before one repeats, and then with another marker), IAC drawn
+    thick and the diagnostic long retrain dashed, so that no two arms can be mistaken for each other."""
+    import matplotlib.pyplot as plt
+
+    markers = "osD^vP*Xhp"
+    return {arm: {"color": plt.get_cmap("tab10")(i % 10), "marker": markers[(i + i // 10) % len(markers)],
+                  "linewidth": 2.5 if arm == IAC else 1.2, "linestyle": "--" if arm == IAC_LONG_RETRAIN else "-"}
+            for i, arm in enumerate(arms)}
+
+
 def write_curve(path: Path, shots: dict) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     counts = list(shots)
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    arms = sorted({a for s in shots.values() for a in s["rows"]})
+    arms = curve_arms(shots)
+    styles = curve_styles(arms)
+    figure, axis = plt.subplots(figsize=(8.5, 4.5))
     for i, arm in enumerate(arms):
         points = [(x, shots[c]["rows"][arm]) for x, c in enumerate(counts) if arm in shots[c]["rows"]]
         xs = [x + 0.04 * (i - len(arms) / 2) for x, _ in points]
         ys = [100 * r["target"] for _, r in points]
         errors = [[100 * (r["target"] - r.get("ci95", [r["target"]] * 2)[0]) for _, r in points],
                   [100 * (r.get("ci95", [r["target"]] * 2)[1] - r["target"]) for _, r in points]]
-        axis.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=arm, linewidth=2 if arm == IAC else 1)
+        axis.errorbar(xs, ys, yerr=errors, capsize=3, label=arm, **styles[arm])
+    base = [100 * s["rows"][ZERO_SHOT]["target"] for s in shots.values() if ZERO_SHOT in s["rows"]]
+    axis.set_title(f"base, zero-shot: {base[0]:.2f} points (not drawn)" if base else "", fontsize=9)
     axis.set_xticks(range(len(counts)), counts)
     axis.set_xlabel("target training cases (shots)")
-    axis.set_ylabel("target test Dice (points)")
-    axis.legend(fontsize=7, ncol=2)
+    axis.set_ylabel("target test Dice (points), 95 % interval")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axis.grid(alpha=0.3)
     return save_figure(figure, path)
 

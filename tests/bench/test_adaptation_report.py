@@ -93,3 +93,23 @@ def test_the_long_retrain_diagnostic_stays_out_of_the_bars_comparisons():
     assert diagnostics["iac_long_retrain - iac"]["mean"] == pytest.approx(0.02, abs=0.002)
     assert diagnostics["iac_long_retrain - control_norm"]["mean"] == pytest.approx(0.035, abs=0.002)
     assert plain["diagnostics"] == {}
+
+
+def test_the_curve_draws_every_arm_but_the_base_and_single_random_genotypes_each_in_its_own_style(tmp_path):
+    """The base sits near zero and would squeeze the other arms into the top of the axis, and the random
+    genotypes are drawn as their mean; every drawn arm differs from every other in colour or marker (twelve arms
+    once coloured two pairs alike: control and target_only, the base and a random genotype)."""
+    from nnunet_iac.benchmark.adaptation_report import curve_arms, curve_styles, write_curve
+
+    shifts = {**SHIFTS, **{f"control_{i}": 0.001 * i for i in range(8)}, "iac_long_retrain": 0.06}
+    shots = {k: shot_count_summary([_record(f, shifts, np.random.default_rng(f)) for f in range(2)],
+                                   {c: 0.5 for c in CASES}, {c: 0.9 for c in SOURCE}) for k in ("5", "10")}
+    arms = curve_arms(shots)
+    assert ZERO_SHOT in shots["5"]["rows"] and "random_seed1" in shots["5"]["rows"]
+    assert set(arms) == set(shots["5"]["rows"]) - {ZERO_SHOT, "random_seed1", "random_seed2"}
+    assert RANDOM_MEAN in arms and len(arms) > 10
+    styles = curve_styles(arms)
+    assert len({(s["color"], s["marker"]) for s in styles.values()}) == len(arms)
+    assert styles["iac"]["linewidth"] > styles["control"]["linewidth"]
+    assert styles["iac_long_retrain"]["linestyle"] == "--"
+    assert write_curve(tmp_path / "curve.png", shots).read_bytes()[:4] == b"\x89PNG"
