@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_iac.benchmark.adaptation_arms import TARGET_TEST
-from nnunet_iac.benchmark.adaptation_report import _shots_order, _with_random_mean, paired_over_sets
+from nnunet_iac.benchmark.adaptation_report import shots_order, with_random_mean, paired_over_sets
 from nnunet_iac.benchmark.case_dice import per_case_dice
 from nnunet_iac.benchmark.intervals import bootstrap_interval
 
@@ -32,8 +32,8 @@ def load_records(fold_files: list[Path]) -> dict[str, list[dict]]:
     by_shots: dict[str, list[dict]] = {}
     for path in fold_files:
         record = json.loads(Path(path).read_text())["record"]
-        by_shots.setdefault(str(record["shots"]), []).append(_with_random_mean(record))
-    return dict(sorted(by_shots.items(), key=lambda kv: _shots_order(kv[0])))
+        by_shots.setdefault(str(record["shots"]), []).append(with_random_mean(record))
+    return dict(sorted(by_shots.items(), key=lambda kv: shots_order(kv[0])))
 
 
 def against_reference(reference: dict[str, float], by_shots: dict[str, list[dict]]) -> dict:

@@ -32,7 +32,8 @@ ZERO_SHOT = "base (zero-shot)"
 GAIN_OVER_CONTROL, FEW_SHOTS, ALL_TOLERANCE = 0.01, 20, 0.005
 
 
-def _shots_order(shots: str) -> float:
+def shots_order(shots: str) -> float:
+    """Sort key of a shot count: numbers in order, ``all`` last."""
     return float("inf") if shots == ALL else float(shots)
 
 
@@ -40,7 +41,7 @@ def _matrix(records: list[dict], arm: str, cases: list[str], case_set: str = TAR
     return np.array([[r["dice"][arm][case_set][c] for c in cases] for r in records])
 
 
-def _with_random_mean(record: dict) -> dict:
+def with_random_mean(record: dict) -> dict:
     """The record's random genotypes averaged per case into one arm, ``random_mean``."""
     randoms = [a for a in record["dice"] if group_of(a) == RANDOM]
     if not randoms:
@@ -62,7 +63,7 @@ def paired_over_sets(differences: np.ndarray) -> dict:
 
 def shot_count_summary(records: list[dict], base_target: dict[str, float], base_source: dict[str, float]) -> dict:
     """Every arm's target and forgetting Dice over the shot count's support sets, and IAC against each other arm."""
-    records = [_with_random_mean(r) for r in records]
+    records = [with_random_mean(r) for r in records]
     arms = sorted(set.intersection(*(set(r["dice"]) for r in records)))
     cases = sorted(set.intersection(*(set(r["dice"][IAC][TARGET_TEST]) for r in records)) & set(base_target))
     zero = np.array([[base_target[c] for c in cases]])
@@ -126,7 +127,7 @@ def collect(out: Path, zero_shot: Path) -> dict:
     base_target = per_case_dice(Path(zero_shot) / "base" / f"{TARGET_TEST}_summary.json")
     base_source = per_case_dice(Path(zero_shot) / "base" / f"{SOURCE_VALIDATION}_summary.json")
     out_rows = {}
-    for shots in sorted({r["shots"] for r in records}, key=_shots_order):
+    for shots in sorted({r["shots"] for r in records}, key=shots_order):
         summary = shot_count_summary([r for r in records if r["shots"] == shots], base_target, base_source)
         out_rows[shots] = {**summary, "target_check": target_check(shots, summary)}
     return out_rows
