@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_iac.benchmark.adaptation_arms import TARGET_TEST
-from nnunet_iac.benchmark.adaptation_report import shots_order, with_random_mean, paired_over_sets
+from nnunet_iac.benchmark.adaptation_report import dice_matrix, paired_over_sets, shots_order, with_random_mean
 from nnunet_iac.benchmark.case_dice import per_case_dice
 from nnunet_iac.benchmark.intervals import bootstrap_interval
 
@@ -38,6 +38,7 @@ def load_records(fold_files: list[Path]) -> dict[str, list[dict]]:
 
 def against_reference(reference: dict[str, float], by_shots: dict[str, list[dict]]) -> dict:
     cases = sorted(reference)
+    reference_row = np.array([reference[c] for c in cases])
     shots = {}
     for count, records in by_shots.items():
         recorded = set(records[0]["dice"][next(iter(records[0]["dice"]))][TARGET_TEST])
@@ -47,8 +48,7 @@ def against_reference(reference: dict[str, float], by_shots: dict[str, list[dict
                              f"set (labelsTs of the target dataset)")
         arms = [a for a in records[0]["dice"] if all(a in r["dice"] for r in records)]
         shots[count] = {"support_sets": [r["fold"] for r in records],
-                        "arms": {arm: paired_over_sets(np.array([[r["dice"][arm][TARGET_TEST][c] - reference[c]
-                                                                  for c in cases] for r in records]))
+                        "arms": {arm: paired_over_sets(dice_matrix(records, arm, cases) - reference_row)
                                  for arm in arms}}
     low, high = bootstrap_interval(list(reference.values()))
     return {"reference": {"mean": float(np.mean(list(reference.values()))), "ci95": [low, high],
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.reference.is_file():
         raise SystemExit(f"{args.reference}: no such evaluation summary; run nnUNetv2_evaluate_folder on the "
                          f"reference's predictions first")
-    result = against_reference(per_case_dice(args.reference), load_records(args.folds))
+    reference = per_case_dice(args.reference)
+    result = against_reference(reference, load_records(args.folds))
     table = markdown(result, args.label)
     print(table, end="")
     if args.out:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             "what": f"every adapted arm against a reference prediction: {args.label}", "command": args.command,
             "commit": args.commit, "date": datetime.date.today().isoformat(), "note": args.note,
             "folds": [str(f) for f in args.folds], **result,
-            "reference_per_case": per_case_dice(args.reference), "table": table}, indent=1))
+            "reference_per_case": reference, "table": table}, indent=1))
     return 0
 
 

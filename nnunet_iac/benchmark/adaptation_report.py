@@ -37,7 +37,8 @@ def shots_order(shots: str) -> float:
     return float("inf") if shots == ALL else float(shots)
 
 
-def _matrix(records: list[dict], arm: str, cases: list[str], case_set: str = TARGET_TEST) -> np.ndarray:
+def dice_matrix(records: list[dict], arm: str, cases: list[str], case_set: str = TARGET_TEST) -> np.ndarray:
+    """One arm's Dice as a support sets x cases matrix, the shape paired_over_sets takes differences of."""
     return np.array([[r["dice"][arm][case_set][c] for c in cases] for r in records])
 
 
@@ -71,7 +72,7 @@ def shot_count_summary(records: list[dict], base_target: dict[str, float], base_
     rows = {ZERO_SHOT: {"target": float(zero.mean()), "target_per_set": [float(zero.mean())] * len(records),
                         "forgetting": float(np.mean([base_source[c] for c in forgetting_cases]))}}
     for arm in arms:
-        matrix = _matrix(records, arm, cases)
+        matrix = dice_matrix(records, arm, cases)
         low, high = seed_and_case_interval(matrix, np.zeros((1, len(cases))))
         rows[arm] = {"target": float(matrix.mean()), "target_per_set": matrix.mean(axis=1).tolist(),
                      "ci95": [low, high], "minus_zero_shot": paired_over_sets(matrix - zero),
@@ -80,8 +81,8 @@ def shot_count_summary(records: list[dict], base_target: dict[str, float], base_
                      "parameters": records[0]["parameters"].get(arm)}
     controls = [a for a in arms if is_control(a)]
     best = max(controls, key=lambda a: rows[a]["target"]) if controls else None
-    iac = _matrix(records, IAC, cases)
-    comparisons = {f"{IAC} - {other}": paired_over_sets(iac - _matrix(records, other, cases))
+    iac = dice_matrix(records, IAC, cases)
+    comparisons = {f"{IAC} - {other}": paired_over_sets(iac - dice_matrix(records, other, cases))
                    for other in [*controls, RANDOM_MEAN, TARGET_ONLY] if other in arms}
     if best:
         comparisons[f"{IAC} - best control ({best})"] = comparisons[f"{IAC} - {best}"]
@@ -99,9 +100,9 @@ def long_retrain_diagnostics(records: list[dict], arms: list[str], cases: list[s
     since it is no arm issue 36's bar is about."""
     if IAC_LONG_RETRAIN not in arms:
         return {}
-    long = _matrix(records, IAC_LONG_RETRAIN, cases)
+    long = dice_matrix(records, IAC_LONG_RETRAIN, cases)
     others = [IAC, *([best] if best else [])]
-    return {f"{IAC_LONG_RETRAIN} - {other}": paired_over_sets(long - _matrix(records, other, cases))
+    return {f"{IAC_LONG_RETRAIN} - {other}": paired_over_sets(long - dice_matrix(records, other, cases))
             for other in others}
 
 
@@ -203,7 +204,7 @@ def curve_arms(shots: dict) -> list[str]:
     """The arms the curve draws: every arm but the base (a flat line near zero that would squeeze every other
     arm into the top of the axis; its value goes in the title) and the single random genotypes (their mean is
     drawn; each is in the tables and the forest)."""
-    arms = dict.fromkeys(a for s in shots.values() for a in s["rows"])
+    arms = {a for s in shots.values() for a in s["rows"]}
     return sorted(a for a in arms if a != ZERO_SHOT and not (group_of(a) == RANDOM and a != RANDOM_MEAN))
 
 
