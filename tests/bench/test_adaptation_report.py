@@ -59,6 +59,17 @@ def test_the_bar_is_not_met_when_iac_trails_the_best_control():
     assert target_check("5", summary)["met"] is False and target_check("all", summary)["met"] is False
 
 
+def test_a_target_only_model_above_every_control_is_not_the_best_control_but_keeps_its_own_row():
+    """The bar's best control is a fine-tuned copy of the base; the target-only model (20 brightfield cases: above
+    every control) does not start from the base, so it is compared with IAC on its own row, never in its place."""
+    rng = np.random.default_rng(3)
+    records = [_record(f, {**SHIFTS, "target_only": 0.09}, rng) for f in range(3)]
+    summary = shot_count_summary(records, {c: 0.5 for c in CASES}, {c: 0.9 for c in SOURCE})
+    assert summary["best_control"] == "control_norm"
+    assert summary["comparisons"]["iac - target_only"]["mean"] == pytest.approx(-0.04, abs=0.002)
+    assert not any("best control (target_only)" in name for name in summary["comparisons"])
+
+
 def test_the_forest_rows_are_adaptation_jsons_comparisons_in_points(tmp_path):
     """adaptation_forest.png draws exactly the comparisons adaptation.json holds (the best-control alias once)."""
     from nnunet_iac.benchmark.adaptation_report import adaptation_forest_rows
